@@ -1,0 +1,207 @@
+"""Training samples: a simulated (or real) tile with every contaminant injected and its truth.
+
+Sample ``index`` of a source with seed ``seed`` depends on nothing else: its
+random streams come from ``SeedSequence([seed, index])``, one independent
+stream per component (camera, scene, each contaminant, noise), so switching a
+contaminant off leaves the rest of the tile identical, and any number of
+worker processes gives the same samples in the same order.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+
+from .camera import add_noise, draw_camera, saturate, to_adu
+from .classes import CLASS_NAMES, CONTAMINANTS
+from .config import DataSection, FamilyConfig, SimConfig
+from .contaminants import INJECTORS, STAGES, Frame, significant
+from .scene import render_scene
+
+STREAMS = ("family", "camera", "scene", "noise", "real") + CONTAMINANTS + ("presence",)
+
+
+@dataclass
+class Sample:
+    """One tile and its truth.
+
+    image : (ny, nx) float32, ADU (raw frames: bias included; sky-subtracted products: around 0).
+    truth : (n_class, ny, nx) bool, the configured classes in CONTRACT order.
+    saturated : (ny, nx) bool, pixels that read the saturation level (to be ignored by losses).
+    family : name of the camera/field family (or the real-frames family).
+    header : FITS-ready cards describing the tile (camera, contaminants present, seed).
+    """
+
+    image: np.ndarray
+    truth: np.ndarray
+    saturated: np.ndarray
+    family: str
+    classes: tuple[str, ...]
+    header: dict = field(default_factory=dict)
+
+    def truth_of(self, name: str) -> np.ndarray:
+        return self.truth[self.classes.index(name)]
+
+
+def streams(seed: int, index: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+def contaminant_probability(config: SimConfig, family: FamilyConfig | None, name: str) -> float:
+    if family is not None and name in family.probabilities:
+        return family.probabilities[name]
+    return getattr(config.contaminants, name).probability
+
+
+def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, present: dict,
+           masks: dict) -> np.ndarray:
+    """Apply the injectors of ``classes`` that are present, in order; fill ``masks``."""
+    for name in classes:
+        if present[name]:
+            image, masks[name] = INJECTORS[name](image, frame, getattr(config.contaminants, name), rngs[name])
+    return image
+
+
+def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True):
+    """Simulate one tile of ``family_name``.
+
+    Returns (image ADU float32, masks dict name -> bool, saturated bool, header dict).
+    With ``noise=False`` the tile is noise-free and not digitised (for tests).
+    """
+    family = config.families[family_name]
+    shape = (config.tile, config.tile)
+    camera = draw_camera(family, rngs["camera"])
+    scene = render_scene(camera, family, shape, rngs["scene"])
+    photons = scene.photons
+    frame = Frame(noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise ** 2).astype(np.float32),
+                  sky=scene.background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
+                  full_well=camera.saturation_e, detector=camera.detector,
+                  readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma)
+    # Presence is drawn for every class up front so each stream is used the same way every time.
+    draws = rngs["presence"].random(len(CONTAMINANTS))
+    present = {name: bool(u < contaminant_probability(config, family, name))
+               for name, u in zip(CONTAMINANTS, draws)}
+    masks: dict[str, np.ndarray] = {}
+    image = photons
+    for stage, names in STAGES:
+        if stage == "readout":
+            unsaturated = image
+            image, saturated = saturate(image, camera.saturation_e, bleed=camera.detector == "ccd")
+            bled = saturated & (unsaturated < camera.saturation_e)  # filled by bleeding, not over full well
+            if noise:
+                image = add_noise(image, camera.read_noise, rngs["noise"],
+                                  saturated=saturated, level=camera.saturation_e)
+                # A pixel just under full well cannot read above it, whatever the noise says.
+                saturated = saturated | (image >= camera.saturation_e)
+                np.minimum(image, camera.saturation_e, out=image)
+        image = inject(image, frame, config, names, rngs, present, masks)
+    masks["OBJ"] = significant(scene.objects, frame) | bled
+    adu = (to_adu(image, camera, background_e=scene.background) if noise
+           else _to_adu_exact(image, camera, scene.background))
+    header = {"FAMILY": (family_name, "camera and field family"), **camera.as_header(),
+              "NSTARS": (scene.n_stars, "stars rendered (tile + PSF margin)"),
+              "NGALAX": (scene.n_galaxies, "galaxies rendered"),
+              "CROWDED": (scene.crowded, "a star cluster is in or near the tile"),
+              "NOISE": (noise, "Poisson and read noise added")}
+    for name in CONTAMINANTS:
+        header[f"HAS_{name}"] = (present[name], f"{name} injected")
+    return adu, masks, saturated, header
+
+
+def _to_adu_exact(electrons, camera, background):
+    adu = electrons / camera.gain + camera.bias
+    if camera.sky_subtracted:
+        adu = adu - camera.bias - background / camera.gain
+    return adu.astype(np.float32)
+
+
+def stack_truth(masks: dict, classes, shape) -> np.ndarray:
+    """Masks (name -> bool map; absent classes are empty) -> (n_class, ny, nx) bool in class order."""
+    truth = np.zeros((len(classes),) + tuple(shape), bool)
+    for k, name in enumerate(classes):
+        if name in masks:
+            truth[k] = masks[name]
+    return truth
+
+
+class SampleSource:
+    """Deterministic source of samples: ``source[i]`` is sample ``i`` for this seed.
+
+    Families (and the user's real frames, if configured) are drawn by weight.
+    Picklable, so worker processes can rebuild samples from (seed, index) alone.
+    """
+
+    def __init__(self, section: DataSection, seed: int, *, noise: bool = True):
+        self.section = section
+        self.config = section.data
+        self.classes = tuple(section.classes)
+        self.seed = int(seed)
+        self.noise = noise
+        names = list(self.config.families)
+        weights = [self.config.families[n].weight for n in names]
+        if self.config.real_frames is not None:
+            names.append(self.config.real_frames.family)
+            weights.append(self.config.real_frames.weight)
+        self.family_names = tuple(names)
+        self.family_weights = np.asarray(weights, float) / np.sum(weights)
+        self._real = None
+
+    @property
+    def real_frames(self):
+        if self._real is None:
+            from .real_frames import RealFrameSet  # astropy is only needed for real frames
+            self._real = RealFrameSet(self.config.real_frames)
+        return self._real
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_real"] = None  # reloaded lazily in each worker
+        return state
+
+    def __getitem__(self, index: int) -> Sample:
+        rngs = streams(self.seed, index)
+        family = self.family_names[rngs["family"].choice(len(self.family_names), p=self.family_weights)]
+        if self.config.real_frames is not None and family == self.config.real_frames.family:
+            image, masks, saturated, header = self.real_frames.sample(self.config, rngs, noise=self.noise)
+        else:
+            image, masks, saturated, header = simulate_tile(self.config, family, rngs, noise=self.noise)
+        header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMINDEX": (int(index), "sample index")})
+        return Sample(image=image, truth=stack_truth(masks, self.classes, image.shape),
+                      saturated=saturated, family=family, classes=self.classes, header=header)
+
+    def with_classes(self, classes) -> "SampleSource":
+        return SampleSource(replace(self.section, classes=tuple(classes)), self.seed, noise=self.noise)
+
+
+def _make(source: SampleSource, index: int) -> Sample:
+    return source[index]
+
+
+def iter_samples(source: SampleSource, start: int, count: int, *, workers: int = 0) -> Iterator[Sample]:
+    """Samples ``start .. start+count-1`` in order; ``workers`` > 0 builds them in processes.
+
+    Worker processes are spawned (not forked), so a parent that has imported
+    TensorFlow stays safe; the output does not depend on ``workers``.
+    """
+    indices = range(start, start + count)
+    if workers <= 0:
+        for i in indices:
+            yield source[i]
+        return
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(_make, [source] * count, indices, chunksize=max(1, min(16, count // (4 * workers))))
+
+
+def iter_pairs(source: SampleSource, start: int, count: int, *, workers: int = 0):
+    """(image, truth) pairs, both float32: image (ny, nx) ADU, truth (n_class, ny, nx) of 0/1."""
+    for sample in iter_samples(source, start, count, workers=workers):
+        yield sample.image.astype(np.float32), sample.truth.astype(np.float32)
+
+
+__all__ = ["Sample", "SampleSource", "iter_samples", "iter_pairs", "simulate_tile", "stack_truth",
+           "CLASS_NAMES"]
