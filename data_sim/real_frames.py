@@ -2,7 +2,8 @@
 
 A random tile of a randomly chosen frame is converted to electrons (gain from
 the config, else the header's GAIN, else 1), its background and noise are
-estimated robustly, and the same injectors as for simulated tiles are applied.
+estimated robustly (``segnet.normalize``, as for the network's input), and
+the same injectors as for simulated tiles are applied.
 The frame already has noise, so the added charge gets its own Poisson noise
 (multiplicative defects scale the existing noise, as a real defect does).
 Truth: contaminant masks by the same rules as in simulation; OBJ is *estimated*
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from scipy import ndimage
+
+from segnet.normalize import normalize_image
 
 from .classes import CONTAMINANTS
 from .config import RealFramesConfig, SimConfig
@@ -50,40 +53,6 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
             return np.asarray(chosen.data, dtype=np.float32), chosen.header.copy()
     except OSError as exc:
         raise RealFrameError(f"{path}: cannot be read as FITS ({exc})") from None
-
-
-def background_and_noise(image: np.ndarray, box: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Robust background and 1-sigma noise maps: median and MAD per box, interpolated.
-
-    Parameters
-    ----------
-    image : (ny, nx) float array (any unit); non-finite pixels are ignored.
-    box : side of the boxes, px.
-
-    Returns
-    -------
-    background, sigma : (ny, nx) float32 in the image's unit.
-    """
-    ny, nx = image.shape
-    by, bx = max(1, -(-ny // box)), max(1, -(-nx // box))
-    pad = np.full((by * box, bx * box), np.nan, np.float32)
-    pad[:ny, :nx] = image
-    pad[~np.isfinite(pad)] = np.nan
-    blocks = pad.reshape(by, box, bx, box).transpose(0, 2, 1, 3).reshape(by, bx, -1)
-    # One 3-sigma clip keeps stars and hits out of the estimates.
-    med = np.nanmedian(blocks, axis=2)
-    mad = 1.4826 * np.nanmedian(np.abs(blocks - med[..., None]), axis=2)
-    clipped = np.where(np.abs(blocks - med[..., None]) <= 3 * mad[..., None], blocks, np.nan)
-    med = np.nanmedian(clipped, axis=2)
-    mad = 1.4826 * np.nanmedian(np.abs(clipped - med[..., None]), axis=2)
-    fill_med = np.nanmedian(med) if np.isfinite(med).any() else 0.0
-    fill_mad = np.nanmedian(mad) if np.isfinite(mad).any() else 1.0
-    med = np.where(np.isfinite(med), med, fill_med)
-    mad = np.where(np.isfinite(mad) & (mad > 0), mad, max(fill_mad, 1e-6))
-    zoom = (by * box / by, bx * box / bx)
-    background = ndimage.zoom(med, zoom, order=1, mode="nearest", grid_mode=True)[:ny, :nx]
-    sigma = ndimage.zoom(mad, zoom, order=1, mode="nearest", grid_mode=True)[:ny, :nx]
-    return background.astype(np.float32), sigma.astype(np.float32)
 
 
 @dataclass
@@ -129,7 +98,9 @@ class RealFrameSet:
                                                                float(np.nanmax(image[finite])))
             fwhm = self.cfg.fwhm or _header_number(header, ("FWHM", "SEEING"), 3.0)
             image = np.where(finite, image, np.nanmedian(image[finite])) * np.float32(gain)
-            background, sigma = background_and_noise(image)
+            # The same robust estimate the network's input normalisation uses.
+            estimate = normalize_image(image, box=64)
+            background, sigma = estimate.background, estimate.sigma
             self._cache[path] = _Loaded(path, image, background, sigma, gain, read_noise,
                                         saturation * gain, fwhm)
         return self._cache[path]
