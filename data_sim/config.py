@@ -115,7 +115,7 @@ class CosmicRayConfig:
 
 @dataclass(frozen=True)
 class ColumnConfig:
-    """Hot (additive) or bad (low-response) columns; lines use LineConfig."""
+    """Hot (additive) or bad (low-response) columns."""
 
     probability: float = 0.5
     count: IntRange = (1, 3)
@@ -133,21 +133,17 @@ class ColumnConfig:
 
 
 @dataclass(frozen=True)
-class LineConfig:
+class LineConfig(ColumnConfig):
+    """Bad lines (rows): hot (additive) or dead/low (response), full or partial."""
+
     probability: float = 0.3
     count: IntRange = (1, 2)
-    partial_probability: float = 0.5
+    response: Range = (0.0, 0.6)
     hot_probability: float = 0.4       # otherwise dead or low
-    amplitude: Range = (3.0, 100.0)    # hot lines: nsigma, log
-    response: Range = (0.0, 0.6)       # dead/low lines: fraction of the signal kept
-    min_deficit: float = 2.0
 
     def validate(self, path: str):
-        for name in ("probability", "partial_probability", "hot_probability"):
-            _check_probability(path, name, getattr(self, name))
-        _check_range(path, "count", self.count, low=0)
-        _check_range(path, "amplitude", self.amplitude, low=0.0)
-        _check_range(path, "response", self.response, low=0.0, high=1.0)
+        super().validate(path)
+        _check_probability(path, "hot_probability", self.hot_probability)
 
 
 @dataclass(frozen=True)
