@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    source = SampleSource(section, args.seed)
+    source = SampleSource(section, args.seed, split="examples")
     samples = []
     for i, sample in enumerate(iter_samples(source, args.start, args.n, workers=args.workers)):
         name = out / f"sample_{args.start + i:04d}.fits"

@@ -1,7 +1,9 @@
 """Training samples: a simulated (or real) tile with every contaminant injected and its truth.
 
-Sample ``index`` of a source with seed ``seed`` depends on nothing else: its
-random streams come from ``SeedSequence([seed, index])``, one independent
+Sample ``index`` of a source with seed ``seed`` and split ``split`` depends on
+nothing else: its random streams come from ``SeedSequence([seed, split, index])``
+(the split is a small integer, see ``SPLITS``, so training, validation and test
+tiles never share a stream whatever the indices), one independent
 stream per component (camera, scene, each contaminant, noise), so switching a
 contaminant off leaves the rest of the tile identical, and any number of
 worker processes gives the same samples in the same order.
@@ -46,8 +48,14 @@ class Sample:
         return self.truth[self.classes.index(name)]
 
 
-def streams(seed: int, index: int) -> dict[str, np.random.Generator]:
-    children = np.random.SeedSequence([int(seed), int(index)]).spawn(len(STREAMS))
+#: Named, disjoint families of seeds: a test tile can never be a training tile.
+SPLITS = {"train": 0, "validation": 1, "test": 2, "fractions": 3, "examples": 4}
+
+
+def streams(seed: int, index: int, split: str = "train") -> dict[str, np.random.Generator]:
+    if split not in SPLITS:
+        raise ValueError(f"split: unknown split {split!r} (known: {', '.join(SPLITS)})")
+    children = np.random.SeedSequence([int(seed), SPLITS[split], int(index)]).spawn(len(STREAMS))
     return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
 
 
@@ -135,11 +143,14 @@ class SampleSource:
     Picklable, so worker processes can rebuild samples from (seed, index) alone.
     """
 
-    def __init__(self, section: DataSection, seed: int, *, noise: bool = True):
+    def __init__(self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True):
+        if split not in SPLITS:
+            raise ValueError(f"split: unknown split {split!r} (known: {', '.join(SPLITS)})")
         self.section = section
         self.config = section.data
         self.classes = tuple(section.classes)
         self.seed = int(seed)
+        self.split = split
         self.noise = noise
         names = list(self.config.families)
         weights = [self.config.families[n].weight for n in names]
@@ -163,18 +174,20 @@ class SampleSource:
         return state
 
     def __getitem__(self, index: int) -> Sample:
-        rngs = streams(self.seed, index)
+        rngs = streams(self.seed, index, self.split)
         family = self.family_names[rngs["family"].choice(len(self.family_names), p=self.family_weights)]
         if self.config.real_frames is not None and family == self.config.real_frames.family:
             image, masks, saturated, header = self.real_frames.sample(self.config, rngs, noise=self.noise)
         else:
             image, masks, saturated, header = simulate_tile(self.config, family, rngs, noise=self.noise)
-        header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMINDEX": (int(index), "sample index")})
+        header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMSPLIT": (self.split, "data split"),
+                       "SIMINDEX": (int(index), "sample index")})
         return Sample(image=image, truth=stack_truth(masks, self.classes, image.shape),
                       saturated=saturated, family=family, classes=self.classes, header=header)
 
     def with_classes(self, classes) -> "SampleSource":
-        return SampleSource(replace(self.section, classes=tuple(classes)), self.seed, noise=self.noise)
+        return SampleSource(replace(self.section, classes=tuple(classes)), self.seed, split=self.split,
+                            noise=self.noise)
 
 
 def _make(source: SampleSource, index: int) -> Sample:

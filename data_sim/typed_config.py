@@ -123,10 +123,23 @@ def to_plain(obj):
     return obj
 
 
-def read_yaml(path: str | Path, *, search_dir: str | Path | None = None) -> tuple[dict, Path]:
+def merge_mappings(base: dict, override: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in ``override`` replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_mappings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path, *, search_dir: str | Path | None = None, _seen=()) -> tuple[dict, Path]:
     """Read a YAML mapping; a bare name is also looked up in ``search_dir``.
 
-    Returns the mapping and the resolved path.
+    A top-level ``base: other.yaml`` (relative to the file) is read first and
+    this file's keys override it, so variants of a config stay one line long.
+    Returns the merged mapping and the resolved path.
     """
     candidate = Path(path)
     if not candidate.exists() and search_dir is not None and not candidate.is_absolute():
@@ -142,4 +155,13 @@ def read_yaml(path: str | Path, *, search_dir: str | Path | None = None) -> tupl
         raise ConfigError(f"{candidate}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{candidate}: the top level must be a mapping, got {_describe(data)}")
+    if "base" in data:
+        base_name = data.pop("base")
+        if not isinstance(base_name, str):
+            raise ConfigError(f"{candidate}: base: expected a file name, got {_describe(base_name)}")
+        base_path = (candidate.parent / base_name).resolve()
+        if base_path in _seen:
+            raise ConfigError(f"{candidate}: base: {base_name!r} includes itself")
+        base, _ = read_yaml(base_path, _seen=_seen + (candidate.resolve(),))
+        data = merge_mappings(base, data)
     return data, candidate

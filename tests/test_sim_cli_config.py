@@ -81,3 +81,13 @@ def test_defaults_fill_what_the_config_leaves_out():
     assert fam.fwhm == (2.0, 2.0) and fam.detector == "ccd"
     assert sec.classes == CLASS_NAMES
     assert np.isclose(sec.data.contaminants.CR.probability, 1.0)
+
+
+def test_a_config_can_override_a_base_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("classes: [CR, OBJ]\ndata: {tile: 48, truth_nsigma: 2.0}\n")
+    (tmp_path / "variant.yaml").write_text("base: base.yaml\nclasses: [CR]\ndata: {tile: 64}\n")
+    sec = load_sim_section(tmp_path / "variant.yaml")
+    assert sec.classes == ("CR",) and sec.data.tile == 64 and sec.data.truth_nsigma == 2.0
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_sim_section(tmp_path / "loop.yaml")

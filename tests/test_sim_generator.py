@@ -143,3 +143,12 @@ def test_family_probability_overrides_the_class_default():
     for i in range(3):
         s = src[i]
         assert s.header["HAS_TRL"][0] and not s.header["HAS_CR"][0]
+
+
+def test_splits_never_share_tiles():
+    sec = section(tile=32)
+    train, test = SampleSource(sec, 1, split="train"), SampleSource(sec, 1, split="test")
+    assert not np.array_equal(train[0].image, test[0].image)
+    assert test[0].header["SIMSPLIT"][0] == "test"
+    with pytest.raises(ValueError, match="split: unknown split 'tset'"):
+        SampleSource(sec, 1, split="tset")

@@ -1,0 +1,129 @@
+"""From simulated samples to Keras batches: normalised inputs, truth and loss weights.
+
+A batch depends only on the indices of its samples, never on what was drawn
+before, so an interrupted run that resumes at epoch ``e`` sees exactly the
+batches an uninterrupted one would. Plain NumPy and ``keras.utils.PyDataset``:
+no TensorFlow-only parts, so the same pipeline feeds the JAX backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+from data_sim.generator import Sample, SampleSource, iter_samples
+from segnet.losses import class_weights_from_fractions, pack_targets, weight_map
+from segnet.normalize import normalize_image
+
+
+def network_input(image: np.ndarray, *, saturated: np.ndarray | None = None):
+    """The one transformation of an image before the network, in training and prediction.
+
+    Returns ``(x, invalid)``: x is ``(image - background) / sigma`` (float32,
+    0 on invalid pixels) and ``invalid`` marks non-finite pixels.
+    Saturated pixels are kept in the input (their brightness is informative) but
+    excluded from the background and noise estimates.
+    """
+    box = int(min(64, max(image.shape)))
+    result = normalize_image(image, box=box, mask=saturated)
+    invalid = ~np.isfinite(image)
+    x = result.image
+    if saturated is not None:
+        # normalize_image zeroes masked pixels; put the saturated ones back.
+        ok = saturated & ~invalid
+        x = x.copy()
+        x[ok] = (image[ok] - result.background[ok]) / result.sigma[ok]
+    return x.astype(np.float32), invalid
+
+
+def make_batch(samples: list[Sample], class_w: np.ndarray, background_w: float):
+    """Samples -> (x (b, ny, nx, 1), y (b, ny, nx, n_class + 1)) float32; y packs truth and weights."""
+    xs, truths, ignores = [], [], []
+    for sample in samples:
+        x, invalid = network_input(sample.image, saturated=sample.saturated)
+        xs.append(x)
+        truths.append(np.moveaxis(sample.truth, 0, -1))
+        ignores.append(invalid | sample.saturated)
+    truth = np.stack(truths)
+    weights = weight_map(truth, np.stack(ignores), class_w, background_w)
+    return np.stack(xs)[..., None], pack_targets(truth, weights)
+
+
+class TileBatches(keras.utils.PyDataset):
+    """``n_batches`` batches of samples ``first_index``, ``first_index + 1``, ... of ``source``."""
+
+    def __init__(self, source: SampleSource, *, first_index: int, n_batches: int, batch_size: int,
+                 class_w: np.ndarray, background_w: float, workers: int = 0):
+        # Threads, not processes: the heavy NumPy work releases the GIL, and a
+        # forked TensorFlow parent is unsafe. Ordered output keeps runs exact.
+        super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=4)
+        self.source = source
+        self.first_index = int(first_index)
+        self.n_batches = int(n_batches)
+        self.batch_size = int(batch_size)
+        self.class_w = np.asarray(class_w, np.float32)
+        self.background_w = float(background_w)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.n_batches:
+            raise IndexError(f"batch {i} out of range 0..{self.n_batches - 1}")
+        start = self.first_index + i * self.batch_size
+        samples = [self.source[start + k] for k in range(self.batch_size)]
+        return make_batch(samples, self.class_w, self.background_w)
+
+
+def fixed_batches(source: SampleSource, count: int, batch_size: int, class_w, background_w):
+    """A small fixed set (validation), built once and kept in memory as a list of batches."""
+    samples = list(iter_samples(source, 0, count))
+    return [make_batch(samples[i:i + batch_size], class_w, background_w)
+            for i in range(0, count, batch_size)]
+
+
+class FixedBatches(keras.utils.PyDataset):
+    """PyDataset over batches already in memory."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+
+def measure_class_fractions(source: SampleSource, count: int, *, workers: int = 0) -> dict:
+    """Fraction of pixels in each class, and in none, over ``count`` tiles of ``source``.
+
+    Returns ``{"classes": {name: fraction}, "background": fraction, "tiles": count}``.
+    Raises ValueError naming a class that never appears (its weight would be infinite).
+    """
+    totals = np.zeros(len(source.classes))
+    background = 0
+    pixels = 0
+    for sample in iter_samples(source, 0, count, workers=workers):
+        totals += sample.truth.sum(axis=(1, 2))
+        background += int((~sample.truth.any(axis=0)).sum())
+        pixels += sample.truth[0].size
+    fractions = {name: float(t / pixels) for name, t in zip(source.classes, totals)}
+    empty = [name for name, f in fractions.items() if f == 0]
+    if empty:
+        raise ValueError(f"class {empty[0]} never appears in {count} tiles of split {source.split!r}: "
+                         f"raise data.contaminants.{empty[0]}.probability or train.fraction_samples")
+    return {"classes": fractions, "background": float(background / pixels), "tiles": int(count)}
+
+
+def loss_weights(fractions: dict, class_names, max_weight_ratio: float = 0.0):
+    """Class and background weights from measured fractions, optionally capped.
+
+    ``max_weight_ratio`` > 0 caps each class weight at that multiple of the
+    background weight (very rare classes otherwise dominate every batch).
+    """
+    class_w, background_w = class_weights_from_fractions(
+        fractions["classes"], class_names, background_fraction=fractions["background"])
+    if max_weight_ratio > 0:
+        class_w = np.minimum(class_w, np.float32(max_weight_ratio * background_w))
+    return class_w, background_w

@@ -1,0 +1,159 @@
+"""A run folder that describes itself.
+
+    runs/<config>-<YYYYmmdd-HHMMSS>/
+        config.yaml            resolved config (every default filled in)
+        classes.yaml           output class names, in channel order
+        class_fractions.yaml   measured pixel fractions (loss weights come from them)
+        code_version.yaml      git commit, dirty flag, library versions, Keras backend
+        history.csv            one row per epoch: loss, val_loss, learning rate, seconds
+        state.yaml             epochs completed (what --resume continues from)
+        checkpoints/last.keras model + optimizer state after the last completed epoch
+        model.keras            the trained model, when the run has finished
+        tensorboard/           TensorBoard logs (TensorFlow backend)
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from segnet.config import RunConfig, dump_run_config, load_run_config
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = ROOT / "runs"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def code_version() -> dict:
+    """Where the code came from: git commit and dirty flag, and library versions."""
+    import keras
+    import numpy
+
+    info = {"python": platform.python_version(), "keras": keras.__version__,
+            "keras_backend": keras.backend.backend(), "numpy": numpy.__version__}
+    try:
+        import tensorflow as tf
+        info["tensorflow"] = tf.__version__
+    except ImportError:
+        info["tensorflow"] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+        info["git_commit"] = commit.stdout.strip() or None
+        info["git_dirty"] = bool(dirty.stdout.strip()) if commit.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"], info["git_dirty"] = None, None
+    return info
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- creation and opening -------------------------------------------------
+    @classmethod
+    def create(cls, config: RunConfig, *, name: str, path: str | Path | None = None) -> "RunFolder":
+        if path is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = RUNS_DIR / f"{name}-{stamp}"
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise FileExistsError(f"--run-dir: {path} exists and is not empty (use --resume {path} to continue it)")
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        _write_text_atomic(path / "config.yaml", dump_run_config(config))
+        _write_text_atomic(path / "classes.yaml", yaml.safe_dump(list(config.classes)))
+        _write_text_atomic(path / "code_version.yaml", yaml.safe_dump(code_version(), sort_keys=False))
+        run.write_state(epochs_done=0)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunFolder":
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise FileNotFoundError(f"--resume: {path} is not a run folder (no config.yaml)")
+        return cls(path)
+
+    # -- contents -------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return load_run_config(self.path / "config.yaml")[0]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.keras"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def epochs_done(self) -> int:
+        state = yaml.safe_load((self.path / "state.yaml").read_text()) or {}
+        return int(state.get("epochs_done", 0))
+
+    def write_state(self, *, epochs_done: int) -> None:
+        _write_text_atomic(self.path / "state.yaml", yaml.safe_dump({"epochs_done": int(epochs_done)}))
+
+    def read_fractions(self) -> dict | None:
+        path = self.path / "class_fractions.yaml"
+        return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+    def write_fractions(self, fractions: dict) -> None:
+        _write_text_atomic(self.path / "class_fractions.yaml", yaml.safe_dump(fractions, sort_keys=False))
+
+    def history(self) -> list[dict]:
+        path = self.path / "history.csv"
+        if not path.is_file():
+            return []
+        with path.open() as f:
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    # -- progress ---------------------------------------------------------------
+    def record_epoch(self, model, epoch: int, metrics: dict) -> None:
+        """Append the epoch's metrics, checkpoint the model and optimizer, then mark the epoch done.
+
+        The checkpoint is written to a temporary file and renamed, and the state
+        is updated last: an interruption at any point leaves a consistent folder.
+        """
+        rows = [r for r in self.history() if r["epoch"] < epoch]  # a re-run epoch replaces its row
+        rows.append({"epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}})
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".history.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path / "history.csv")
+        tmp_model = self.checkpoint.with_name(".last.tmp.keras")
+        model.save(tmp_model)
+        os.replace(tmp_model, self.checkpoint)
+        self.write_state(epochs_done=epoch + 1)
+
+    def finish(self, model) -> None:
+        tmp_model = self.model_file.with_name(".model.tmp.keras")
+        model.save(tmp_model)
+        os.replace(tmp_model, self.model_file)
+
+
+def latest_run(root: str | Path = RUNS_DIR) -> Path | None:
+    """The most recently modified run folder under ``root`` that holds a model or a checkpoint."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    runs = [p for p in root.iterdir() if (p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
