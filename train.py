@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 
     # --- Settings: a new run from a config, or the config saved in the run being resumed.
     from segnet.config import load_run_config
-    from segnet.run_folder import RunFolder
+    from segnet.run_folder import RunFolder, load_model
     try:
         if args.resume:
             run = RunFolder.open(args.resume)
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     start_epoch = run.epochs_done
     with distribution_scope(config.distribute):
         if start_epoch > 0:
-            model = keras.models.load_model(run.checkpoint)
+            model = load_model(run.checkpoint)
             print(f"resuming after epoch {start_epoch} from {run.checkpoint}", flush=True)
         else:
             model = build_segnet(class_names=config.classes, depth=config.model.depth,

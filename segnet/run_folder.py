@@ -157,3 +157,43 @@ def latest_run(root: str | Path = RUNS_DIR) -> Path | None:
         return None
     runs = [p for p in root.iterdir() if (p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()]
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+DEFAULT_MODEL_DIR = ROOT / "models" / "default"
+
+
+class NoModelError(FileNotFoundError):
+    """No trained model where one was looked for; the message says how to get one."""
+
+
+def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
+    """Find a trained model: (the .keras file, the folder whose files describe it).
+
+    ``where`` is a run folder, a ``.keras`` file, or None: the latest run under
+    ``runs/``, else the shipped default model ``models/default``.
+    """
+    if where is None:
+        folder = latest_run() or (DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "model.keras").is_file() else None)
+        if folder is None:
+            raise NoModelError("no trained model: no run under runs/ and no shipped model in models/default; "
+                               "train one with: python train.py --config multiclass.yaml")
+        where = folder
+    where = Path(where)
+    if where.suffix == ".keras":
+        if not where.is_file():
+            raise NoModelError(f"{where}: no such model file")
+        return where, where.parent
+    for candidate in (where / "model.keras", where / "checkpoints" / "last.keras"):
+        if candidate.is_file():
+            return candidate, where
+    raise NoModelError(f"{where}: holds no model.keras nor checkpoints/last.keras")
+
+
+def load_model(path: str | Path):
+    """Load a .keras model with the project's layers and loss registered."""
+    import keras
+
+    import segnet.layers  # noqa: F401  (registers the custom layers)
+    import segnet.losses  # noqa: F401  (registers the loss)
+
+    return keras.models.load_model(path)

@@ -27,8 +27,8 @@ def write_config(tmp_path, **overrides):
 
 
 def weights(run_dir, name="checkpoints/last.keras"):
-    import keras
-    model = keras.models.load_model(Path(run_dir) / name)
+    from segnet.run_folder import load_model
+    model = load_model(Path(run_dir) / name)
     return model, [np.asarray(w) for w in model.get_weights()]
 
 
@@ -131,14 +131,39 @@ def test_smoke_trains_under_a_mirrored_strategy_on_the_cpu(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_smoke_trains_under_the_jax_backend(tmp_path):
-    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 3})
+    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 3}, distribute={"strategy": "data_parallel"})
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
            "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "jax"),
                              "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "data_parallel over 1 device(s)" in result.stdout
     version = yaml.safe_load((tmp_path / "jax" / "code_version.yaml").read_text())
     assert version["keras_backend"] == "jax"
     # The JAX-trained file loads under TensorFlow (this process) and predicts.
     model, _ = weights(tmp_path / "jax", "model.keras")
     assert model.predict(np.zeros((1, 16, 16, 1), np.float32), verbose=0).shape == (1, 16, 16, 10)
+
+
+def test_smoke_trains_under_a_multi_worker_strategy(tmp_path):
+    """One worker on loopback: MultiWorkerMirroredStrategy must start with the process, hence a subprocess."""
+    import json
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 2}, distribute={"strategy": "multi_worker"})
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
+    env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
+    result = subprocess.run([sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "mw"),
+                             "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "multi_worker, 1 replica(s)" in result.stdout
+    assert (tmp_path / "mw" / "model.keras").is_file()
+
+
+def test_strategies_check_the_backend(tmp_path):
+    from segnet.config import DistributeConfig
+    from segnet.distribute import distribution_scope
+    with pytest.raises(ConfigError, match="'data_parallel' needs the JAX backend, this process runs 'tensorflow'"):
+        distribution_scope(DistributeConfig(strategy="data_parallel"))

@@ -1,0 +1,106 @@
+"""Evaluate a trained model on held-out simulated tiles: ROC, TPR at fixed FPR, MCC, calibration.
+
+    python evaluate.py                       # the latest run under runs/, else the shipped model
+    python evaluate.py --run runs/multiclass-20261122-0130 --n 400
+    python evaluate.py --run runs/smoke --no-baseline
+
+Prints one markdown table per class (overall and per field family; for CR also
+astroscrappy/LACosmic on the same tiles), and writes into the run folder:
+``thresholds.yaml`` (class -> MCC-optimal threshold, used by predict.py) and
+``evaluation/`` with report.md, metrics.csv, metrics.json, roc.png and reliability.png.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="run folder or .keras file (default: latest run, else models/default)")
+    parser.add_argument("--n", type=int, default=200, help="held-out test tiles (default 200)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--no-baseline", action="store_true", help="skip astroscrappy (LACosmic)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name in ("n", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from data_sim.generator import SampleSource
+    from data_sim.typed_config import ConfigError
+    from segnet.config import load_run_config
+    from segnet.run_folder import NoModelError, load_model, resolve_model
+
+    # --- What to evaluate: a model file and the run folder that describes it.
+    try:
+        model_path, folder = resolve_model(args.run)
+        config, _ = load_run_config(folder / "config.yaml")
+    except (NoModelError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from segnet import evaluation, report
+    from segnet.model import model_class_names
+    from tqdm import tqdm
+
+    model = load_model(model_path)
+    if tuple(model_class_names(model)) != tuple(config.classes):
+        print(f"error: {model_path} predicts {model_class_names(model)} but {folder / 'config.yaml'} "
+              f"lists {list(config.classes)}", file=sys.stderr)
+        return 2
+    source = SampleSource(config.data_section, config.train.seed, split="test")
+    print(f"model: {model_path}\ntest set: {args.n} tiles of {config.data.tile}x{config.data.tile}, "
+          f"split 'test', seed {config.train.seed}", flush=True)
+
+    # --- Our model, then astroscrappy on the same tiles.
+    with tqdm(total=args.n, desc="model", disable=args.quiet, file=sys.stdout) as bar:
+        result = evaluation.evaluate_model(model, source, args.n, batch_size=args.batch_size, progress=bar.update)
+    timing = None
+    if not args.no_baseline and "CR" in config.classes:
+        try:
+            import astroscrappy  # noqa: F401
+        except ImportError:
+            print("astroscrappy is not installed: no LACosmic baseline (pip install -r requirements.txt)")
+        else:
+            with tqdm(total=args.n, desc="astroscrappy", disable=args.quiet, file=sys.stdout) as bar:
+                result.baseline = evaluation.evaluate_astroscrappy(source, args.n, progress=bar.update)
+            timing = evaluation.time_per_100(model, source, batch_size=args.batch_size)
+
+    # --- Tables and files.
+    table = report.result_rows(result)
+    text = report.markdown_tables(table)
+    mpix = result.n_tiles * config.data.tile ** 2 / 1e6
+    speed = [f"Model: {mpix / result.model_seconds:.3f} Mpix/s over the test set (forward passes only)."]
+    if timing:
+        speed.append(f"100 tiles of {timing['tile']}x{timing['tile']}: model {timing['model_seconds']:.2f} s "
+                     f"({timing['model_mpix_per_s']:.3f} Mpix/s), astroscrappy {timing['astroscrappy_seconds']:.2f} s "
+                     f"({timing['astroscrappy_mpix_per_s']:.3f} Mpix/s, sigclip 4.5); model speed / astroscrappy "
+                     f"speed = {timing['astroscrappy_seconds'] / timing['model_seconds']:.2f}")
+    print("\n" + text + "\n" + "\n".join(speed))
+
+    out = folder / "evaluation"
+    out.mkdir(exist_ok=True)
+    (out / "report.md").write_text(f"# Evaluation of {model_path.name}\n\n{args.n} held-out tiles "
+                                   f"(split 'test', seed {config.train.seed}).\n\n{text}\n" + "\n".join(speed) + "\n")
+    report.write_csv(table, out / "metrics.csv")
+    report.write_json({"model": str(model_path), "n_tiles": args.n, "tile": config.data.tile,
+                       "classes": table, "astroscrappy": result.baseline, "timing": timing,
+                       "thresholds": report.thresholds(result)}, out / "metrics.json")
+    report.plot_roc(result, out / "roc.png")
+    report.plot_reliability(result, out / "reliability.png")
+    report.write_thresholds(result, folder / "thresholds.yaml")
+    print(f"\nwrote {folder / 'thresholds.yaml'} and {out}/ (report.md, metrics.csv, metrics.json, roc.png, "
+          "reliability.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Formatting of evaluation results: markdown tables, CSV, JSON, PNG plots, thresholds.yaml.
+
+Only formatting lives here: every figure comes from ``ClassSummary.rows()`` or the
+astroscrappy sweep, as ``(name, value)`` rows.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from data_sim.classes import COLOURS
+from segnet.evaluation import ALL, EvaluationResult
+from segnet.metrics import FPR_POINTS
+
+COLUMNS = (["AUC"] + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
+           + ["precision@95%recall", "best MCC", "MCC threshold", "ECE", "positives"])
+
+
+def result_rows(result: EvaluationResult) -> dict:
+    """{class: {sample: {metric: value}}}, sample = "all" then each family, plus astroscrappy for CR."""
+    table = {}
+    for name in result.class_names:
+        table[name] = {sample: dict(result.metrics[sample].summary(name).rows())
+                       for sample in [ALL] + result.families}
+    if result.baseline is not None and "CR" in table:
+        b = result.baseline
+        row = {f"TPR@{f * 100:g}%FPR": v for f, v in b["tpr_at_fpr"].items()}
+        row.update({f"TPR3x3@{f * 100:g}%FPR": v for f, v in b["tpr_dilated_at_fpr"].items()})
+        row.update({"best MCC": max(b["mcc"]), "MCC threshold": float("nan"), "positives": b["positives"],
+                    "sigclip at best MCC": b["sigclip"][int(np.argmax(b["mcc"]))]})
+        table["CR"]["astroscrappy (all)"] = row
+    return table
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def markdown_tables(table: dict) -> str:
+    out = []
+    for name, samples in table.items():
+        out.append(f"### {name}\n")
+        out.append("| sample | " + " | ".join(COLUMNS) + " |")
+        out.append("|---" * (len(COLUMNS) + 1) + "|")
+        for sample, row in samples.items():
+            out.append(f"| {sample} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_csv(table: dict, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "sample", "metric", "value"])
+        for name, samples in table.items():
+            for sample, row in samples.items():
+                for metric, value in row.items():
+                    writer.writerow([name, sample, metric, value])
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if math.isnan(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(payload: dict, path: Path) -> None:
+    path.write_text(json.dumps(_jsonable(payload), indent=1))
+
+
+def thresholds(result: EvaluationResult) -> dict[str, float]:
+    """Class name -> MCC-optimal threshold on all test tiles."""
+    return {name: round(result.metrics[ALL].summary(name).best_mcc()[0], 6) for name in result.class_names}
+
+
+def write_thresholds(result: EvaluationResult, path: Path) -> None:
+    header = ("# Per-class thresholds that maximise the Matthews correlation coefficient on\n"
+              f"# {result.n_tiles} held-out simulated tiles of {result.tile}x{result.tile} (evaluate.py).\n")
+    path.write_text(header + yaml.safe_dump(thresholds(result), sort_keys=False))
+
+
+def _grid(n):
+    cols = min(n, 5)
+    return math.ceil(n / cols), cols
+
+
+def plot_roc(result: EvaluationResult, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = _grid(len(result.class_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), result.class_names):
+        for sample in result.families:
+            s = result.metrics[sample].summary(name)
+            if s.n_pos and s.n_neg:
+                ax.plot(s.fpr, s.tpr, lw=0.8, alpha=0.6, label=sample)
+        s = result.metrics[ALL].summary(name)
+        colour = COLOURS[name] if name not in ("HCL", "FRG") else "k"  # white/light grey are invisible here
+        ax.plot(s.fpr, s.tpr, lw=2, color=colour, label=f"all (AUC {s.auc():.4f})")
+        if name == "CR" and result.baseline is not None:
+            b = result.baseline
+            ax.plot(b["fpr"], b["tpr"], "k^--", ms=4, lw=0.8, label="astroscrappy")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-6, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_title(name)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        for f in FPR_POINTS:
+            ax.axvline(f, color="0.8", lw=0.5)
+        ax.legend(fontsize=6, loc="lower right")
+    for ax in axes.ravel()[len(result.class_names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(result: EvaluationResult, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = _grid(len(result.class_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.1 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), result.class_names):
+        s = result.metrics[ALL].summary(name)
+        conf, freq, count = s.reliability(20)
+        ok = count > 0
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1)
+        ax.plot(conf[ok], freq[ok], "o-", ms=3, color="k")
+        ax.set_title(f"{name} (ECE {s.expected_calibration_error():.4f})")
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed frequency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    for ax in axes.ravel()[len(result.class_names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,67 @@
+"""evaluate.py on a smoke run: tables, CSV, JSON, plots and thresholds.yaml."""
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import evaluate
+import train
+from segnet.run_folder import NoModelError, latest_run, resolve_model
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run_dir), "--quiet"]) == 0
+    return run_dir
+
+
+def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
+    assert evaluate.main(["--run", str(smoke_run), "--n", "6", "--batch-size", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    classes = yaml.safe_load((smoke_run / "classes.yaml").read_text())
+    for name in classes:
+        assert f"### {name}" in out
+    assert "| astroscrappy (all) |" in out and "100 tiles of 32x32" in out
+    thresholds = yaml.safe_load((smoke_run / "thresholds.yaml").read_text())
+    assert list(thresholds) == classes and all(0 <= t <= 1 for t in thresholds.values())
+    ev = smoke_run / "evaluation"
+    for name in ("report.md", "metrics.csv", "metrics.json", "roc.png", "reliability.png"):
+        assert (ev / name).stat().st_size > 100, name
+    payload = json.loads((ev / "metrics.json").read_text())
+    assert payload["n_tiles"] == 6 and set(payload["classes"]) == set(classes)
+    assert 0 <= payload["classes"]["CR"]["all"]["AUC"] <= 1
+    assert len(payload["astroscrappy"]["sigclip"]) == len(payload["astroscrappy"]["tpr"])
+    assert payload["thresholds"] == thresholds
+    header = (ev / "metrics.csv").read_text().splitlines()[0]
+    assert header == "class,sample,metric,value"
+
+
+def test_evaluate_is_deterministic(smoke_run):
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--no-baseline", "--quiet"])
+    first = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())["classes"]
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--no-baseline", "--quiet"])
+    second = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())["classes"]
+    assert first == second
+
+
+def test_missing_model_gives_a_clear_message(tmp_path, capsys):
+    assert evaluate.main(["--run", str(tmp_path / "nowhere")]) == 2
+    assert "holds no model.keras" in capsys.readouterr().err
+    with pytest.raises(NoModelError, match="no such model file"):
+        resolve_model(tmp_path / "x.keras")
+
+
+def test_latest_run_is_the_newest_with_a_model(tmp_path):
+    for name, age in (("old", 100), ("new", 10)):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "checkpoints" / "last.keras").write_bytes(b"x")
+        t = time.time() - age
+        os.utime(tmp_path / name, (t, t))
+    (tmp_path / "empty").mkdir()
+    assert latest_run(tmp_path) == tmp_path / "new"
+    assert latest_run(tmp_path / "none") is None
