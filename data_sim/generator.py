@@ -65,6 +65,12 @@ def contaminant_probability(config: SimConfig, family: FamilyConfig | None, name
     return getattr(config.contaminants, name).probability
 
 
+def draw_presence(config: SimConfig, family: FamilyConfig | None, rng: np.random.Generator) -> dict[str, bool]:
+    """Which contaminants a tile gets. One draw per class, always, so every stream is used alike."""
+    draws = rng.random(len(CONTAMINANTS))
+    return {name: bool(u < contaminant_probability(config, family, name)) for name, u in zip(CONTAMINANTS, draws)}
+
+
 def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, present: dict,
            masks: dict) -> np.ndarray:
     """Apply the injectors of ``classes`` that are present, in order; fill ``masks``."""
@@ -89,10 +95,7 @@ def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: boo
                   sky=scene.background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
                   full_well=camera.saturation_e, detector=camera.detector,
                   readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma)
-    # Presence is drawn for every class up front so each stream is used the same way every time.
-    draws = rngs["presence"].random(len(CONTAMINANTS))
-    present = {name: bool(u < contaminant_probability(config, family, name))
-               for name, u in zip(CONTAMINANTS, draws)}
+    present = draw_presence(config, family, rngs["presence"])
     masks: dict[str, np.ndarray] = {}
     image = photons
     for stage, names in STAGES:

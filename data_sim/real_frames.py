@@ -25,7 +25,8 @@ from segnet.normalize import normalize_image
 
 from .classes import CONTAMINANTS
 from .config import RealFramesConfig, SimConfig
-from .contaminants import INJECTORS, STAGES, Frame
+from .contaminants import STAGES, Frame
+from .generator import draw_presence, inject
 
 
 class RealFrameError(ValueError):
@@ -130,16 +131,11 @@ class RealFrameSet:
                       sky_noise=float(np.median(sigma)), fwhm=loaded.fwhm, beta=3.0,
                       full_well=loaded.saturation_e, detector=self.cfg.detector,
                       readout_at_start=bool(rng.random() < 0.5), nsigma=config.truth_nsigma)
-        draws = rngs["presence"].random(len(CONTAMINANTS))
-        present = {name: bool(u < getattr(config.contaminants, name).probability)
-                   for name, u in zip(CONTAMINANTS, draws)}
+        present = draw_presence(config, None, rngs["presence"])
         masks = {}
         image = clean
-        for _, names in STAGES:
-            for name in names:
-                if present[name]:
-                    image, masks[name] = INJECTORS[name](image, frame, getattr(config.contaminants, name),
-                                                         rngs[name])
+        for _, names in STAGES:  # the frame already went through its detector: all stages at once
+            image = inject(image, frame, config, names, rngs, present, masks)
         if noise:
             added = np.clip(image - clean, 0, None)
             image = image + (np.sqrt(added) * rngs["noise"].standard_normal(added.shape)).astype(np.float32)
