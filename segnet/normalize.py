@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Normalized", "normalize_image"]
+__all__ = ["BackgroundGrid", "Normalized", "normalize_image"]
 
 _MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> sigma for Gaussian noise
 _IQR_TO_SIGMA = _MAD_TO_SIGMA / 2.0  # IQR = 2 MAD for symmetric noise
@@ -165,6 +165,80 @@ def _interp_matrix(centers, n):
     return weights
 
 
+def _check_options(box, nsigma, maxiters, filter_size, exclude_fraction):
+    if not isinstance(box, (int, np.integer)) or box < 1:
+        raise ValueError(f"`box` must be a positive int, got {box!r}")
+    if not nsigma > 0:
+        raise ValueError(f"`nsigma` must be > 0, got {nsigma!r}")
+    if not isinstance(maxiters, (int, np.integer)) or maxiters < 0:
+        raise ValueError(f"`maxiters` must be an int >= 0, got {maxiters!r}")
+    if not isinstance(filter_size, (int, np.integer)) or filter_size < 1 or filter_size % 2 == 0:
+        raise ValueError(f"`filter_size` must be an odd positive int, got {filter_size!r}")
+    if not 0.0 <= exclude_fraction < 1.0:
+        raise ValueError(f"`exclude_fraction` must be in [0, 1), got {exclude_fraction!r}")
+
+
+def _as_float_rows(image, y_start, y_stop, mask):
+    """Rows ``y_start:y_stop`` as float32 (native order, a copy), invalid pixels NaN."""
+    rows = np.array(image[y_start:y_stop], dtype=np.float32)
+    invalid = ~np.isfinite(rows)
+    if mask is not None:
+        invalid |= np.asarray(mask[y_start:y_stop], dtype=bool)
+    rows[invalid] = np.nan
+    return rows
+
+
+class BackgroundGrid:
+    """Background and noise on the box grid of an image, readable over any window.
+
+    Built one row of boxes at a time, so an image read lazily (a memory map,
+    ``astropy.io.fits`` ``hdu.section``) never has to be in memory whole; the
+    grid, and so every window of it, is the same whichever way the image is
+    read or cut. See `normalize_image` for the statistics.
+
+    Attributes: ``shape`` (ny, nx) of the image; ``background`` and ``sigma``,
+    the filtered grids (float64, input units).
+    """
+
+    def __init__(self, image, *, box=64, nsigma=3.0, maxiters=5, filter_size=3,
+                 exclude_fraction=0.5, mask=None):
+        shape = tuple(getattr(image, "shape", ()))
+        if len(shape) != 2 or 0 in shape:
+            raise ValueError(f"`image` must be a non-empty 2-D array, got shape {shape}")
+        dtype = np.dtype(getattr(image, "dtype", np.float32))
+        if not (np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)):
+            raise ValueError(f"`image` must hold real numbers, got dtype {dtype}")
+        _check_options(box, nsigma, maxiters, filter_size, exclude_fraction)
+        if mask is not None and tuple(np.shape(mask)) != shape:
+            raise ValueError(f"`mask` must have the image's shape {shape}, got {np.shape(mask)}")
+        ny, nx = self.shape = shape
+        y0, by = _box_starts(ny, box)
+        x0, bx = _box_starts(nx, box)
+        cols = (x0[:, None] + np.arange(bx)).ravel()
+        med = np.empty((len(y0), len(x0)))
+        sig = np.empty((len(y0), len(x0)))
+        n_valid = np.empty((len(y0), len(x0)), dtype=np.int64)
+        for i, start in enumerate(y0):
+            rows = _as_float_rows(image, start, start + by, mask)
+            boxes = rows[:, cols].reshape(by, len(x0), bx).transpose(1, 0, 2).reshape(len(x0), by * bx)
+            boxes.sort(axis=1)  # NaNs go last
+            n_valid[i] = np.count_nonzero(np.isfinite(boxes), axis=1)
+            med[i], sig[i] = _clipped_stats(boxes, n_valid[i], nsigma, maxiters)
+        bkg_ok = (n_valid > 0) & (n_valid >= (1.0 - exclude_fraction) * by * bx)
+        sig_ok = bkg_ok & np.isfinite(sig) & (sig > 0)
+        self.background = _median_filter(_fill_from_nearest(med, bkg_ok, 0.0), filter_size)
+        sig = _fill_from_nearest(sig, sig_ok, 1.0)  # all > 0 now
+        self.sigma = np.maximum(_median_filter(sig, filter_size), 1e-3 * np.median(sig))
+        self._wy = _interp_matrix(y0 + (by - 1) / 2.0, ny)
+        self._wx = _interp_matrix(x0 + (bx - 1) / 2.0, nx)
+
+    def window(self, ys: slice = slice(None), xs: slice = slice(None)):
+        """(background, sigma) over rows ``ys`` and columns ``xs``, float32, input units."""
+        wy, wx = self._wy[ys], self._wx[xs]
+        return (wy @ self.background.astype(np.float32) @ wx.T,
+                wy @ self.sigma.astype(np.float32) @ wx.T)
+
+
 def normalize_image(
     image,
     *,
@@ -181,13 +255,14 @@ def normalize_image(
     row or column is moved back to end at the edge, overlapping its
     neighbour), the background is the sigma-clipped median and the noise is
     ``1.4826 * MAD`` of the clipped pixels (the clipping itself uses the
-    interquartile sigma, the same for symmetric noise and cheaper here). Boxes with too many invalid
-    pixels, and noise values that are not > 0, are replaced by the nearest
-    good box; the grids are median filtered and then interpolated linearly
-    between box centres (constant beyond the outer centres). If no box has
-    a usable background the background is 0; if none has a usable noise the
-    noise is 1 (a constant image comes out all zeros). A noise floor of
-    ``1e-3`` times the median box noise keeps the division finite.
+    interquartile sigma, the same for symmetric noise and cheaper here).
+    Boxes with too many invalid pixels, and noise values that are not > 0,
+    are replaced by the nearest good box; the grids are median filtered and
+    then interpolated linearly between box centres (constant beyond the
+    outer centres). If no box has a usable background the background is 0;
+    if none has a usable noise the noise is 1 (a constant image comes out
+    all zeros). A noise floor of ``1e-3`` times the median box noise keeps
+    the division finite. (The grid is `BackgroundGrid`.)
 
     Parameters
     ----------
@@ -217,56 +292,11 @@ def normalize_image(
         ``(ny, nx)``.
     """
     data = np.asarray(image)
-    if data.ndim != 2 or data.size == 0:
-        raise ValueError(f"`image` must be a non-empty 2-D array, got shape {data.shape}")
-    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
-        raise ValueError(f"`image` must hold real numbers, got dtype {data.dtype}")
-    if not isinstance(box, (int, np.integer)) or box < 1:
-        raise ValueError(f"`box` must be a positive int, got {box!r}")
-    if not nsigma > 0:
-        raise ValueError(f"`nsigma` must be > 0, got {nsigma!r}")
-    if not isinstance(maxiters, (int, np.integer)) or maxiters < 0:
-        raise ValueError(f"`maxiters` must be an int >= 0, got {maxiters!r}")
-    if not isinstance(filter_size, (int, np.integer)) or filter_size < 1 or filter_size % 2 == 0:
-        raise ValueError(f"`filter_size` must be an odd positive int, got {filter_size!r}")
-    if not 0.0 <= exclude_fraction < 1.0:
-        raise ValueError(f"`exclude_fraction` must be in [0, 1), got {exclude_fraction!r}")
-
-    data = data.astype(np.float32)  # also native byte order, and a copy
-    invalid = ~np.isfinite(data)
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != data.shape:
-            raise ValueError(f"`mask` must have the image's shape {data.shape}, got {mask.shape}")
-        invalid |= mask
-    data[invalid] = np.nan
-    ny, nx = data.shape
-
-    y0, by = _box_starts(ny, box)
-    x0, bx = _box_starts(nx, box)
-    rows = (y0[:, None] + np.arange(by)).ravel()
-    cols = (x0[:, None] + np.arange(bx)).ravel()
-    boxes = data[rows][:, cols].reshape(len(y0), by, len(x0), bx)
-    boxes = boxes.transpose(0, 2, 1, 3).reshape(len(y0) * len(x0), by * bx)
-    boxes.sort(axis=1)  # NaNs go last
-    n_valid = np.count_nonzero(np.isfinite(boxes), axis=1)
-
-    med, sig = _clipped_stats(boxes, n_valid, nsigma, maxiters)
-    grid_shape = (len(y0), len(x0))
-    med, sig = med.reshape(grid_shape), sig.reshape(grid_shape)
-    n_valid = n_valid.reshape(grid_shape)
-    bkg_ok = (n_valid > 0) & (n_valid >= (1.0 - exclude_fraction) * by * bx)
-    sig_ok = bkg_ok & np.isfinite(sig) & (sig > 0)
-
-    med = _median_filter(_fill_from_nearest(med, bkg_ok, 0.0), filter_size)
-    sig = _fill_from_nearest(sig, sig_ok, 1.0)  # all > 0 now
-    sig = np.maximum(_median_filter(sig, filter_size), 1e-3 * np.median(sig))
-
-    wy = _interp_matrix(y0 + (by - 1) / 2.0, ny)
-    wx = _interp_matrix(x0 + (bx - 1) / 2.0, nx)
-    background = wy @ med.astype(np.float32) @ wx.T
-    sigma = wy @ sig.astype(np.float32) @ wx.T
-
+    grid = BackgroundGrid(data, box=box, nsigma=nsigma, maxiters=maxiters, filter_size=filter_size,
+                          exclude_fraction=exclude_fraction, mask=mask)
+    data = _as_float_rows(data, 0, data.shape[0], mask)
+    invalid = np.isnan(data)
+    background, sigma = grid.window()
     normalized = (data - background) / sigma
     normalized[invalid] = 0.0
     return Normalized(normalized, background, sigma, invalid)

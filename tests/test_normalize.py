@@ -101,3 +101,22 @@ def test_small_box_values_by_hand():
 def test_bad_arguments_fail_loudly(kwargs, match):
     with pytest.raises(ValueError, match=match):
         normalize_image(**kwargs)
+
+
+def test_grid_windows_equal_the_whole_map_and_lazy_reading_changes_nothing(tmp_path):
+    from astropy.io import fits
+    from segnet.normalize import BackgroundGrid
+
+    rng = np.random.default_rng(3)
+    image = (200 + 0.05 * np.arange(150)[None, :] + rng.normal(0, 4, (130, 150))).astype(np.float32)
+    whole = normalize_image(image, box=32)
+    grid = BackgroundGrid(image, box=32)
+    background, sigma = grid.window(slice(17, 90), slice(40, 131))
+    np.testing.assert_array_equal(background, whole.background[17:90, 40:131])
+    np.testing.assert_array_equal(sigma, whole.sigma[17:90, 40:131])
+    path = tmp_path / "big.fits"
+    fits.PrimaryHDU(image).writeto(path)
+    with fits.open(path) as hdul:
+        lazy = BackgroundGrid(hdul[0].section, box=32)  # read one row of boxes at a time
+    np.testing.assert_array_equal(lazy.background, grid.background)
+    np.testing.assert_array_equal(lazy.sigma, grid.sigma)
