@@ -1,0 +1,231 @@
+"""FITS in and out for prediction, as ../shared/CONTRACT.md fixes it.
+
+Inputs: FITS files (also ``.fz`` tile-compressed and ``.gz``), folders of them,
+or text files listing paths. Images are read lazily (``hdu.section``), so a
+frame never has to be in memory whole, in any dtype (BZERO/BSCALE applied,
+any byte order). Outputs are written into a temporary file in the output
+folder and renamed at the end, so an interrupted run leaves no partial file;
+inputs are opened read-only and never modified.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fit.fz", ".fz", ".fits.gz", ".fit.gz", ".fts.gz")
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+WCS_KEY = re.compile(r"^(WCSAXES|CTYPE[12]|CRPIX[12]|CRVAL[12]|CDELT[12]|CUNIT[12]|CROTA[12]|CD[12]_[12]|"
+                     r"PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|"
+                     r"[AB]P?_ORDER|[AB]P?_\d_\d|A_DMAX|B_DMAX|WCSNAME)$")
+
+
+class InputError(ValueError):
+    """A file that cannot be processed; the message starts with the file's name."""
+
+
+def is_fits_name(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in FITS_SUFFIXES)
+
+
+def output_stem(path: Path) -> str:
+    """Input name without .fits/.fits.fz/.fits.gz (and their .fit/.fts variants)."""
+    name = path.name
+    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def expand_inputs(items) -> tuple[list[Path], list[str]]:
+    """Paths named on the command line -> (FITS files in order, errors for names that give none)."""
+    files, errors = [], []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_fits_name(p))
+            if not found:
+                errors.append(f"{path}: folder holds no FITS file")
+            files += found
+        elif path.is_file() and path.name.lower().endswith(LIST_SUFFIXES):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    listed = Path(line) if Path(line).is_absolute() else path.parent / line
+                    files.append(listed)
+        else:
+            files.append(path)  # a missing or unreadable file fails later with its own message
+    seen, unique = set(), []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, errors
+
+
+@dataclass
+class ImagePlane:
+    """One 2-D image HDU of an input file, read lazily."""
+
+    index: int
+    name: str
+    header: fits.Header
+    data: object  # array-like with .shape, sliced lazily
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+
+def _is_image(hdu) -> bool:
+    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+
+
+@contextlib.contextmanager
+def open_input(path: Path):
+    """Open an input read-only; the file handle is closed whatever happens (astropy may leak it on damaged files)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        try:
+            # memmap=False: `section` then reads just the rows asked for, scaled (BZERO/BSCALE) or not.
+            hdul = fits.open(handle, mode="readonly", memmap=False, lazy_load_hdus=False)
+        except Exception as exc:  # astropy raises OSError, ValueError, TypeError... on damaged files
+            raise InputError(f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})") from None
+        with hdul:
+            yield hdul
+
+
+def select_planes(path: Path, hdul: fits.HDUList, hdu=None, all_hdus: bool = False) -> list[ImagePlane]:
+    """The image HDUs to process: ``hdu`` (index or EXTNAME), every 2-D image, or the first one."""
+    def plane(i, h):
+        shape = h.shape if h.header.get("NAXIS", 0) else ()
+        if len(shape) != 2 or 0 in shape:
+            what = "empty" if not shape or 0 in shape else f"{len(shape)}-D {tuple(shape)}"
+            raise InputError(f"{path}: HDU {i} ({h.name}) is {what}, not a 2-D image")
+        return ImagePlane(i, h.name, h.header, h.section)
+
+    if hdu is not None:
+        try:
+            index = int(hdu)
+        except ValueError:
+            index = next((i for i, h in enumerate(hdul) if h.name.upper() == str(hdu).upper()), None)
+            if index is None:
+                raise InputError(f"{path}: no HDU named {hdu!r}") from None
+        if not 0 <= index < len(hdul):
+            raise InputError(f"{path}: no HDU {index} (the file has {len(hdul)})")
+        if not _is_image(hdul[index]):
+            raise InputError(f"{path}: HDU {index} ({hdul[index].name}) is a table, not an image")
+        return [plane(index, hdul[index])]
+    candidates = [(i, h) for i, h in enumerate(hdul)
+                  if _is_image(h) and h.header.get("NAXIS", 0) == 2 and 0 not in h.shape]
+    if not candidates:
+        shapes = ", ".join(f"HDU {i}: {'empty' if not h.header.get('NAXIS', 0) else f'{len(h.shape)}-D'}"
+                           for i, h in enumerate(hdul) if _is_image(h))
+        raise InputError(f"{path}: no 2-D image HDU ({shapes or 'no image HDU'})")
+    chosen = candidates if all_hdus else candidates[:1]
+    return [plane(i, h) for i, h in chosen]
+
+
+def wcs_cards(header: fits.Header) -> list[tuple[str, object, str]]:
+    return [(k, header[k], header.comments[k]) for k in header if WCS_KEY.match(k)]
+
+
+def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tuple[fits.Header, fits.Header]:
+    """Headers of the PROB and FLAGS HDUs (CONTRACT.md), with the input's WCS."""
+    prob = fits.Header()
+    prob["EXTNAME"] = "PROB"
+    for k, name in enumerate(classes, start=1):
+        prob[f"CLASS{k}"] = (name, f"class of plane {k}")
+    for k, name in enumerate(classes, start=1):
+        prob[f"THRESH{k}"] = (float(thresholds[name]), f"flag threshold of {name}")
+    for key, value, comment in wcs_cards(plane.header):
+        prob[key] = (value, comment)
+        if key == "WCSAXES":
+            prob[key] = (2, "the WCS covers image axes 1-2; axis 3 is the class")
+    for key, (value, comment) in identity.items():
+        prob[key] = (value, comment)
+    flags = fits.Header()
+    flags["EXTNAME"] = "FLAGS"
+    for k, name in enumerate(classes):
+        flags[f"BIT{k}"] = (name, f"value {2 ** k}: {name} at or above THRESH{k + 1}")
+    for key, value, comment in wcs_cards(plane.header):
+        flags[key] = (value, comment)
+    for key, (value, comment) in identity.items():
+        flags[key] = (value, comment)
+    return prob, flags
+
+
+class OutputFile:
+    """An output file under construction: a temporary file, renamed into place by ``commit``."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)
+        os.replace(self.tmp, self.final)
+
+    def discard(self):
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+
+def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.Header | None) -> fits.Header:
+    """A complete header: the mandatory cards in FITS order, then ``cards``."""
+    header = fits.Header([first])
+    header["BITPIX"] = bitpix
+    header["NAXIS"] = len(axes)
+    for i, n in enumerate(axes, start=1):
+        header[f"NAXIS{i}"] = n
+    if first[0] == "XTENSION":
+        header["PCOUNT"], header["GCOUNT"] = 0, 1
+    else:
+        header["EXTEND"] = True
+    if cards is not None:
+        for card in cards.cards:
+            header.append(card)
+    return header
+
+
+def create_output(tmp: Path, planes: list[tuple[fits.Header, fits.Header, tuple[int, int]]],
+                  n_class: int, primary_cards: fits.Header) -> None:
+    """Write an output file whose PROB and FLAGS data are zeros, ready to be filled through a memory map.
+
+    Only headers are written; the file is then extended to its final size (the
+    data read as 0), so no array of the frame's size is ever built in memory.
+    """
+    blocks = [(_structural(("SIMPLE", True), 8, (), primary_cards), 0)]
+    for prob_header, flags_header, (ny, nx) in planes:
+        blocks.append((_structural(("XTENSION", "IMAGE"), -32, (nx, ny, n_class), prob_header), 4 * nx * ny * n_class))
+        blocks.append((_structural(("XTENSION", "IMAGE"), 32, (nx, ny), flags_header), 4 * nx * ny))
+    with open(tmp, "wb") as f:
+        for header, nbytes in blocks:
+            f.write(header.tostring().encode("ascii"))
+            f.seek(f.tell() + nbytes + (-nbytes) % 2880)  # data, padded to whole 2880-byte blocks
+        f.truncate(f.tell())
+
+
+def compress_file(src: Path, dst: Path) -> None:
+    """Tile-compressed copy (RICE for FLAGS, lossless GZIP_2 for PROB) of an output file."""
+    with fits.open(src, memmap=True) as hdul:
+        out = [fits.PrimaryHDU(header=hdul[0].header)]
+        for hdu in hdul[1:]:
+            kind = "GZIP_2" if hdu.header["BITPIX"] < 0 else "RICE_1"
+            # quantize_level 0: the probabilities are kept exactly (lossless float compression).
+            out.append(fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
+                                         compression_type=kind, quantize_level=0.0))
+        fits.HDUList(out).writeto(dst, overwrite=True)

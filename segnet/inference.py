@@ -1,0 +1,148 @@
+"""Tiled prediction of frames of any size, without seams and in bounded memory.
+
+The frame is normalised with one ``BackgroundGrid`` (built a row of boxes at a
+time), then cut into tiles whose *cores* overlap by ``blend`` pixels and
+carry ``margin`` pixels of context on every side that is not the frame's
+edge. Each tile's prediction is kept on its core only, weighted by ramps that
+sum to exactly 1 across every overlap (a partition of unity), and added into
+the output, which may be a memory-mapped FITS cube: memory is bounded by the
+tile batch, not by the frame. Tile origins are multiples of ``2**depth`` so
+the pooling windows fall where they fall on the whole frame; with a margin
+wider than the network's reach, a tiled prediction equals the whole-frame one
+away from the frame's border.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from segnet.dataset import to_network
+from segnet.normalize import BackgroundGrid
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis: its core [core0, core1) and its input window [in0, in1)."""
+
+    core0: int
+    core1: int
+    in0: int
+    in1: int
+    ramp_in: bool   # weight rises over the first `blend` pixels of the core
+    ramp_out: bool  # weight falls over the last `blend` pixels of the core
+
+
+def plan_axis(n: int, *, core: int, blend: int, margin: int) -> list[Span]:
+    """Tiles covering 0..n-1 along one axis (see the module docstring)."""
+    if core <= blend:
+        raise ValueError(f"core ({core}) must be larger than blend ({blend})")
+    step = core - blend
+    starts = list(range(0, max(n - blend, 1), step))
+    spans = []
+    for k, start in enumerate(starts):
+        stop = min(start + core, n)
+        spans.append(Span(start, stop, max(start - margin, 0), min(stop + margin, n),
+                          ramp_in=k > 0, ramp_out=k < len(starts) - 1))
+    return spans
+
+
+def axis_weights(span: Span, blend: int) -> np.ndarray:
+    """Weights over a span's core: 1, with linear ramps where it overlaps its neighbours."""
+    w = np.ones(span.core1 - span.core0, np.float32)
+    ramp = (np.arange(blend, dtype=np.float32) + 0.5) / blend
+    if blend and span.ramp_in:
+        w[:blend] = ramp
+    if blend and span.ramp_out:
+        w[-blend:] = ramp[::-1]
+    return w
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    tile: int = 512      # input side of a full tile, px (a multiple of 2**depth)
+    margin: int = 64     # context kept around each core, px (a multiple of 2**depth)
+    blend: int = 32      # overlap of neighbouring cores, blended linearly, px
+    batch_size: int = 4  # tiles per forward pass: the memory bound
+
+    def check(self, multiple: int):
+        for name in ("tile", "margin", "blend"):
+            value = getattr(self, name)
+            if value < 0 or (name == "tile" and value < 1):
+                raise ValueError(f"{name}: must be positive, got {value}")
+        if self.tile % multiple or self.margin % multiple or self.blend % multiple:
+            raise ValueError(f"tile ({self.tile}), margin ({self.margin}) and blend ({self.blend}) must be "
+                             f"multiples of 2**depth = {multiple}")
+        if self.tile - 2 * self.margin <= self.blend:
+            raise ValueError(f"tile - 2*margin ({self.tile - 2 * self.margin}) must exceed blend ({self.blend})")
+
+
+def model_multiple(model) -> int:
+    """2**depth of a SegNet (its padding layer's multiple); 1 for other models."""
+    for layer in model.layers:
+        if hasattr(layer, "multiple"):
+            return int(layer.multiple)
+    return 1
+
+
+def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = TileSettings(),
+                  mask=None, transform=None, progress=None) -> None:
+    """Predict every class over a frame, tile by tile, adding into ``out``.
+
+    Parameters
+    ----------
+    model : a Keras model, (b, ny, nx, 1) -> (b, ny, nx, n_class).
+    image : (ny, nx) array-like, read by slices (numpy array, memmap, FITS ``section``).
+    out : (n_class, ny, nx) float array filled with zeros (a memmap is fine); receives the
+        probabilities, 0 on non-finite input pixels.
+    mask : (ny, nx) bool array-like of pixels to leave out of the background and noise
+        estimates (saturated, known bad), or None.
+    transform : optional function applied to each tile's (n_class, h, w) probabilities
+        before blending (the prior adjustment).
+    progress : optional callable, called with the number of tiles done after each batch.
+    """
+    ny, nx = image.shape
+    multiple = model_multiple(model)
+    settings.check(multiple)
+    grid = BackgroundGrid(image, mask=mask)
+    core = settings.tile - 2 * settings.margin
+    # Small frames: one tile of the frame's own (rounded-up) size, not a mostly empty full tile.
+    tile_y = min(settings.tile, _round_up(ny, multiple))
+    tile_x = min(settings.tile, _round_up(nx, multiple))
+    rows = plan_axis(ny, core=core, blend=settings.blend, margin=settings.margin)
+    cols = plan_axis(nx, core=core, blend=settings.blend, margin=settings.margin)
+    jobs = [(r, c) for r in rows for c in cols]
+    for first in range(0, len(jobs), settings.batch_size):
+        batch = jobs[first:first + settings.batch_size]
+        x = np.zeros((len(batch), tile_y, tile_x, 1), np.float32)
+        invalids = []
+        for b, (r, c) in enumerate(batch):
+            ys, xs = slice(r.in0, r.in1), slice(c.in0, c.in1)
+            window = np.asarray(image[ys, xs], dtype=np.float32)
+            invalid = ~np.isfinite(window)
+            background, sigma = grid.window(ys, xs)
+            x[b, :window.shape[0], :window.shape[1], 0] = to_network(window, background, sigma, invalid)
+            invalids.append(invalid)
+        prob = np.asarray(model.predict_on_batch(x))
+        for b, (r, c) in enumerate(batch):
+            cy, cx = slice(r.core0 - r.in0, r.core1 - r.in0), slice(c.core0 - c.in0, c.core1 - c.in0)
+            p = np.moveaxis(prob[b, cy, cx, :], -1, 0)
+            bad = invalids[b][cy, cx]
+            p = np.where(bad, 0.0, p)  # non-finite input: predicted 0 (the writer records them)
+            if transform is not None:
+                p = transform(p)
+            weight = np.outer(axis_weights(r, settings.blend), axis_weights(c, settings.blend))
+            out[:, r.core0:r.core1, c.core0:c.core1] += (p * weight).astype(np.float32)
+        if progress:
+            progress(len(batch))
+
+
+def count_tiles(shape, settings: TileSettings = TileSettings()) -> int:
+    core = settings.tile - 2 * settings.margin
+    ny, nx = shape
+    return (len(plan_axis(ny, core=core, blend=settings.blend, margin=settings.margin))
+            * len(plan_axis(nx, core=core, blend=settings.blend, margin=settings.margin)))

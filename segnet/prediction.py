@@ -1,0 +1,217 @@
+"""One input file in, one mask file out: the job predict.py runs for every file.
+
+A ``FramePredictor`` holds a loaded model with its class names, thresholds,
+training class fractions (for the prior adjustment) and identity; ``process``
+turns a FITS file into ``OUTDIR/<name>.mask.fits`` as CONTRACT.md says, or
+raises ``InputError`` with a one-line message that starts with the file name.
+"""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from astropy.io import fits
+
+from segnet.fits_io import (InputError, OutputFile, compress_file, create_output, open_input, output_headers,
+                            output_stem, select_planes)
+from segnet.inference import TileSettings, count_tiles, predict_frame
+from segnet.metrics import adjust_priors
+
+DEFAULT_THRESHOLD = 0.5
+STRIP = 256  # rows read or written at a time outside the network
+
+
+def software_version() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def read_mapping(path: Path, what: str) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{what} {path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path}: expected a mapping of class name to value, got {data!r}")
+    return data
+
+
+@dataclass
+class PredictOptions:
+    outdir: Path
+    hdu: str | None = None
+    all_hdus: bool = False
+    overwrite: bool = False
+    compress: bool = False
+    saturation: float | None = None          # ADU; default: the header's SATURATE, if any
+    bad_pixel_mask: Path | None = None       # FITS, nonzero = bad: left out of background/noise estimates
+    settings: TileSettings = field(default_factory=TileSettings)
+
+
+class FramePredictor:
+    def __init__(self, model_path: Path, folder: Path, *, thresholds_file: Path | None = None,
+                 priors_file: Path | None = None):
+        from segnet.model import model_class_names
+        from segnet.run_folder import load_model
+
+        self.model_path = Path(model_path)
+        self.model = load_model(self.model_path)
+        self.classes = tuple(model_class_names(self.model))
+        self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
+        self.priors = self._priors(folder, priors_file) if priors_file else None
+        digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
+        self.identity = {
+            "MODEL": (f"{self.model_path.parent.name}/{self.model_path.name}"[-68:], "trained model"),
+            "MODELSHA": (digest, "sha256 of the .keras file (first 16 hex digits)"),
+            "SOFTWARE": ("contaminant-segnet", "SegNet contaminant masks"),
+            "SWVERSN": (software_version()[:68], "software version (git describe)"),
+            "THRESRC": (self.threshold_source[-68:], "where the thresholds come from"),
+        }
+
+    def _thresholds(self, folder: Path, thresholds_file: Path | None):
+        """The model's thresholds.yaml (else 0.5 for every class), overridden by --thresholds entries."""
+        thresholds = {name: DEFAULT_THRESHOLD for name in self.classes}
+        sources = [f"default {DEFAULT_THRESHOLD}"]
+        own = Path(folder) / "thresholds.yaml"
+        files = [(own, "thresholds file")] if own.is_file() else []
+        if thresholds_file is not None:
+            if not Path(thresholds_file).is_file():
+                raise ValueError(f"--thresholds {thresholds_file}: no such file")
+            files.append((Path(thresholds_file), "--thresholds"))
+        for path, what in files:
+            data = read_mapping(path, what)
+            unknown = [k for k in data if k not in self.classes]
+            if unknown:
+                raise ValueError(f"{what} {path}: unknown class {unknown[0]!r} (the model predicts "
+                                 f"{list(self.classes)})")
+            bad = {k: v for k, v in data.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}
+            if bad:
+                raise ValueError(f"{what} {path}: thresholds must be numbers in [0, 1], got {bad}")
+            thresholds.update({k: float(v) for k, v in data.items()})
+            sources.append(path.name)
+        return thresholds, " + ".join(sources[1:]) if len(sources) > 1 else sources[0]
+
+    def _priors(self, folder: Path, priors_file: Path):
+        wanted = read_mapping(priors_file, "--priors")
+        unknown = [k for k in wanted if k not in self.classes]
+        if unknown:
+            raise ValueError(f"--priors {priors_file}: unknown class {unknown[0]!r} (the model predicts "
+                             f"{list(self.classes)})")
+        fractions_file = Path(folder) / "class_fractions.yaml"
+        if not fractions_file.is_file():
+            raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
+                             "(the training proportions the adjustment starts from)")
+        train = yaml.safe_load(fractions_file.read_text())["classes"]
+        for k, v in wanted.items():
+            if not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"--priors {priors_file}: {k}: expected a fraction in (0, 1), got {v!r}")
+        return {c: (float(train[c]), float(wanted.get(c, train[c]))) for c in self.classes}
+
+    def transform(self):
+        if self.priors is None:
+            return None
+        train = np.array([self.priors[c][0] for c in self.classes])
+        target = np.array([self.priors[c][1] for c in self.classes])
+        return lambda p: adjust_priors(p, train, target)
+
+    def tiles(self, path: Path, options: PredictOptions) -> int:
+        """How many tiles ``process`` will run for ``path`` (for a progress bar); 0 if unreadable."""
+        try:
+            with open_input(path) as hdul:
+                planes = select_planes(path, hdul, options.hdu, options.all_hdus)
+                return sum(count_tiles(p.shape, options.settings) for p in planes)
+        except InputError:
+            return 0
+
+    def process(self, path: Path, options: PredictOptions, progress=None) -> Path:
+        path = Path(path)
+        final = Path(options.outdir) / f"{output_stem(path)}.mask.fits"
+        if final.exists() and not options.overwrite:
+            raise InputError(f"{path}: output {final} exists (use --overwrite to replace it)")
+        output = OutputFile(final)
+        try:
+            with open_input(path) as hdul:
+                planes = select_planes(path, hdul, options.hdu, options.all_hdus)
+                self._write(path, hdul, planes, output.tmp, options, progress)
+            if options.compress:
+                packed = OutputFile(final)
+                compress_file(output.tmp, packed.tmp)
+                output.discard()
+                output = packed
+            output.commit()
+        except InputError:
+            output.discard()
+            raise
+        except Exception as exc:  # anything else about this file: report it on one line, go on with the next
+            output.discard()
+            raise InputError(f"{path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from exc
+        except BaseException:  # interrupted (Ctrl-C): leave nothing half-written behind
+            output.discard()
+            raise
+        return final
+
+    def _masks(self, path, plane, options):
+        """Pixels left out of the background and noise estimates: saturated, and the user's bad pixels."""
+        level = options.saturation if options.saturation is not None else plane.header.get("SATURATE")
+        bpm = None
+        if options.bad_pixel_mask is not None:
+            with fits.open(options.bad_pixel_mask) as hdul:
+                data = next((h.data for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
+            if data is None or data.shape != plane.shape:
+                got = None if data is None else data.shape
+                raise InputError(f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, "
+                                 f"the image {plane.shape}")
+            bpm = data != 0
+        if level is None and bpm is None:
+            return None
+        mask = np.zeros(plane.shape, bool) if bpm is None else bpm
+        if level is not None:
+            for y in range(0, plane.shape[0], STRIP):
+                mask[y:y + STRIP] |= np.asarray(plane.data[y:y + STRIP], np.float64) >= float(level)
+        return mask
+
+    def _write(self, path, hdul, planes, tmp, options, progress):
+        primary = fits.Header()
+        primary["INFILE"] = (path.name[-68:], "input file")
+        for key, (value, comment) in self.identity.items():
+            primary[key] = (value, comment)
+        headers = []
+        for plane in planes:
+            n_bad = 0
+            for y in range(0, plane.shape[0], STRIP):
+                n_bad += int((~np.isfinite(np.asarray(plane.data[y:y + STRIP], np.float64))).sum())
+            if n_bad == plane.shape[0] * plane.shape[1]:
+                raise InputError(f"{path}: HDU {plane.index} has no finite pixel (all NaN or inf)")
+            prob, flags = output_headers(plane, self.classes, self.thresholds, self.identity)
+            for h in (prob, flags):
+                h["INHDU"] = (plane.index, "input HDU index")
+                h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
+                h["NNONFIN"] = (n_bad, "non-finite input pixels (predicted 0)")
+                if self.priors:
+                    h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
+            headers.append((prob, flags, plane.shape))
+        create_output(tmp, headers, len(self.classes), primary)
+        thresholds = np.array([self.thresholds[c] for c in self.classes], np.float32)[:, None, None]
+        bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
+        with fits.open(tmp, mode="update", memmap=True) as out:
+            for k, plane in enumerate(planes):
+                prob, flags = out[1 + 2 * k].data, out[2 + 2 * k].data
+                predict_frame(self.model, plane.data, prob, settings=options.settings,
+                              mask=self._masks(path, plane, options), transform=self.transform(),
+                              progress=progress)
+                for y in range(0, plane.shape[0], STRIP):
+                    p = prob[:, y:y + STRIP]
+                    np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
+                    flags[y:y + STRIP] = ((p >= thresholds) * bits).sum(axis=0)

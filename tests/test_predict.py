@@ -1,0 +1,252 @@
+"""predict.py: the CONTRACT.md output, tiling, awkward inputs, bad files, atomic writes, parallel runs."""
+import gzip
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+
+import predict
+import train
+from segnet.inference import TileSettings, predict_frame
+from segnet.metrics import adjust_priors
+
+SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
+WCS = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 20.0, "CRPIX2": 30.0, "CRVAL1": 83.82,
+       "CRVAL2": -5.39, "CD1_1": -7e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 7e-5}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "smoke"
+    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run), "--quiet"]) == 0
+    (run / "thresholds.yaml").write_text(yaml.safe_dump({c: 0.3 + 0.02 * k for k, c in enumerate(
+        yaml.safe_load((run / "classes.yaml").read_text()))}))
+    return run
+
+
+def frame(shape=(90, 77), seed=0):
+    rng = np.random.default_rng(seed)
+    image = 300 + 6 * rng.standard_normal(shape)
+    image[rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)] += rng.uniform(50, 2000, 40)
+    return image.astype(np.float32)
+
+
+def write(path, data, header=None):
+    fits.PrimaryHDU(data, header=fits.Header(header or {})).writeto(path)
+    return path
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run(run_dir, *args):
+    return predict.main([*map(str, args), "--model", str(run_dir), *SMALL])
+
+
+def test_output_follows_the_contract(run_dir, tmp_path):
+    src = write(tmp_path / "night.fits", frame(), {**WCS, "OBJECT": "ONC"})
+    before = digest(src)
+    assert run(run_dir, src, "-o", tmp_path / "out") == 0
+    assert digest(src) == before
+    classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
+    thresholds = yaml.safe_load((run_dir / "thresholds.yaml").read_text())
+    with fits.open(tmp_path / "out" / "night.mask.fits") as hdul:
+        prob, flags = hdul["PROB"], hdul["FLAGS"]
+        assert prob.data.dtype == np.dtype(">f4") and prob.data.shape == (len(classes), 90, 77)
+        assert flags.data.dtype == np.dtype(">i4") and flags.data.shape == (90, 77)
+        assert prob.header["NAXIS3"] == len(classes)
+        for k, name in enumerate(classes, start=1):
+            assert prob.header[f"CLASS{k}"] == name and flags.header[f"BIT{k - 1}"] == name
+            assert prob.header[f"THRESH{k}"] == pytest.approx(thresholds[name])
+        for key, value in WCS.items():
+            assert prob.header[key] == value and flags.header[key] == value
+        assert {"MODEL", "MODELSHA", "SWVERSN"} <= set(prob.header)
+        p = prob.data.astype(np.float32)
+        assert 0 <= p.min() and p.max() <= 1
+        expected = sum(((p[k] >= thresholds[c]) << k) for k, c in enumerate(classes))
+        np.testing.assert_array_equal(flags.data, expected)
+
+
+def test_tiled_equals_untiled_away_from_the_border(run_dir):
+    from segnet.run_folder import load_model
+    model = load_model(run_dir / "model.keras")
+    image = frame((150, 170), seed=1)
+    whole = np.zeros((10, 150, 170), np.float32)
+    tiled = np.zeros_like(whole)
+    predict_frame(model, image, whole, settings=TileSettings(tile=512, margin=0, blend=0))
+    predict_frame(model, image, tiled, settings=TileSettings(tile=64, margin=16, blend=8))
+    np.testing.assert_allclose(tiled[:, 16:-16, 16:-16], whole[:, 16:-16, 16:-16], atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (5, 300)])
+def test_odd_and_tiny_sizes(run_dir, tmp_path, shape):
+    src = write(tmp_path / "odd.fits", frame(shape))
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    with fits.open(tmp_path / "odd.mask.fits") as hdul:
+        assert hdul["PROB"].data.shape[1:] == shape and hdul["FLAGS"].data.shape == shape
+
+
+def test_nan_and_inf_pixels_are_predicted_zero_and_recorded(run_dir, tmp_path):
+    image = frame()
+    image[10:13, 20:22] = np.nan
+    image[50, 50] = np.inf
+    src = write(tmp_path / "holes.fits", image)
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    with fits.open(tmp_path / "holes.mask.fits") as hdul:
+        assert hdul["PROB"].header["NNONFIN"] == 7
+        assert np.all(hdul["PROB"].data[:, 10:13, 20:22] == 0) and np.all(hdul["PROB"].data[:, 50, 50] == 0)
+        assert np.isfinite(hdul["PROB"].data).all()
+
+
+def prob_of(path):
+    with fits.open(path) as hdul:
+        return hdul["PROB"].data.astype(np.float32)
+
+
+def test_int16_with_bzero_big_endian_fz_and_gz_give_the_same_masks(run_dir, tmp_path):
+    counts = np.round(frame()).astype(np.int64)
+    write(tmp_path / "float.fits", counts.astype(">f8"))  # big-endian float64
+    hdu = fits.PrimaryHDU(counts.astype(np.int32))
+    hdu.scale("int16", bzero=32768)
+    hdu.writeto(tmp_path / "int16.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(counts.astype(np.int32))]).writeto(tmp_path / "comp.fits.fz")
+    with open(tmp_path / "float.fits", "rb") as f, gzip.open(tmp_path / "zipped.fits.gz", "wb") as g:
+        shutil.copyfileobj(f, g)
+    assert run(run_dir, tmp_path / "float.fits", tmp_path / "int16.fits", tmp_path / "comp.fits.fz",
+               tmp_path / "zipped.fits.gz", "-o", tmp_path / "out") == 0
+    reference = prob_of(tmp_path / "out" / "float.mask.fits")
+    for name in ("int16", "comp", "zipped"):
+        np.testing.assert_allclose(prob_of(tmp_path / "out" / f"{name}.mask.fits"), reference, atol=1e-6)
+
+
+def test_multi_extension_files(run_dir, tmp_path):
+    table = fits.BinTableHDU.from_columns([fits.Column(name="x", format="E", array=np.ones(3))], name="CAT")
+    hdul = fits.HDUList([fits.PrimaryHDU(), table, fits.ImageHDU(frame(seed=1), name="CCD1"),
+                         fits.ImageHDU(frame((40, 60), seed=2), name="CCD2")])
+    hdul.writeto(tmp_path / "mef.fits")
+    assert run(run_dir, tmp_path / "mef.fits", "-o", tmp_path / "first") == 0
+    with fits.open(tmp_path / "first" / "mef.mask.fits") as out:
+        assert [h.name for h in out] == ["PRIMARY", "PROB", "FLAGS"] and out["PROB"].header["INEXTNAM"] == "CCD1"
+    assert run(run_dir, tmp_path / "mef.fits", "-o", tmp_path / "all", "--all-hdus") == 0
+    with fits.open(tmp_path / "all" / "mef.mask.fits") as out:
+        assert [h.name for h in out] == ["PRIMARY", "PROB", "FLAGS", "PROB", "FLAGS"]
+        assert out[3].data.shape[1:] == (40, 60) and out[3].header["INEXTNAM"] == "CCD2"
+    assert run(run_dir, tmp_path / "mef.fits", "-o", tmp_path / "named", "--hdu", "CCD2") == 0
+    with fits.open(tmp_path / "named" / "mef.mask.fits") as out:
+        assert out["PROB"].data.shape[1:] == (40, 60)
+
+
+def test_bad_files_fail_one_line_each_and_the_rest_is_written(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "text.fits").write_text("this is not FITS\n")
+    write(bad / "full.fits", frame())
+    (bad / "truncated.fits").write_bytes((bad / "full.fits").read_bytes()[:5000])
+    write(bad / "line.fits", np.ones(50, np.float32))
+    write(bad / "cube.fits", np.ones((3, 20, 20), np.float32))
+    fits.PrimaryHDU().writeto(bad / "empty.fits")
+    write(bad / "allnan.fits", np.full((20, 20), np.nan, np.float32))
+    write(bad / "good.fits", frame())
+    (bad / "full.fits").unlink()
+    code = run(run_dir, bad, tmp_path / "missing.fits", "-o", tmp_path / "out")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert (tmp_path / "out" / "good.mask.fits").is_file()
+    expected = {"text.fits", "truncated.fits", "line.fits", "cube.fits", "empty.fits", "allnan.fits", "missing.fits"}
+    assert len(err) == len(expected)
+    for name in expected:
+        assert sum(line.startswith("error: ") and name in line for line in err) == 1, (name, err)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.mask.fits"]  # no partial file
+
+
+def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch):
+    import segnet.prediction as prediction
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(prediction, "predict_frame", interrupted)
+    src = write(tmp_path / "f.fits", frame())
+    with pytest.raises(KeyboardInterrupt):
+        run(run_dir, src, "-o", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_existing_output_is_kept_unless_overwrite(run_dir, tmp_path, capsys):
+    src = write(tmp_path / "f.fits", frame())
+    (tmp_path / "f.mask.fits").write_text("keep me")
+    assert run(run_dir, src, "-o", tmp_path) == 1
+    assert "exists (use --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "f.mask.fits").read_text() == "keep me"
+    assert run(run_dir, src, "-o", tmp_path, "--overwrite") == 0
+    assert prob_of(tmp_path / "f.mask.fits").shape[0] == 10
+
+
+def test_compressed_output_is_lossless(run_dir, tmp_path):
+    src = write(tmp_path / "f.fits", frame())
+    assert run(run_dir, src, "-o", tmp_path / "plain") == 0
+    assert run(run_dir, src, "-o", tmp_path / "packed", "--compress") == 0
+    with fits.open(tmp_path / "packed" / "f.mask.fits") as hdul:
+        assert isinstance(hdul["PROB"], fits.CompImageHDU) and isinstance(hdul["FLAGS"], fits.CompImageHDU)
+        np.testing.assert_array_equal(hdul["PROB"].data, prob_of(tmp_path / "plain" / "f.mask.fits"))
+
+
+def test_priors_move_probabilities_by_bayes_rule(run_dir, tmp_path):
+    src = write(tmp_path / "f.fits", frame())
+    fractions = yaml.safe_load((run_dir / "class_fractions.yaml").read_text())["classes"]
+    priors = tmp_path / "priors.yaml"
+    priors.write_text(yaml.safe_dump({"CR": 0.001}))
+    assert run(run_dir, src, "-o", tmp_path / "plain") == 0
+    assert run(run_dir, src, "-o", tmp_path / "adjusted", "--priors", priors) == 0
+    plain, adjusted = prob_of(tmp_path / "plain" / "f.mask.fits"), prob_of(tmp_path / "adjusted" / "f.mask.fits")
+    np.testing.assert_allclose(adjusted[0], adjust_priors(plain[0], fractions["CR"], 0.001), atol=2e-6)
+    np.testing.assert_allclose(adjusted[1:], plain[1:], atol=2e-6)
+
+
+def test_missing_model_and_bad_options_say_what_is_wrong(tmp_path, capsys, run_dir):
+    src = write(tmp_path / "f.fits", frame())
+    assert predict.main([str(src), "-o", str(tmp_path), "--model", str(tmp_path / "nomodel")]) == 2
+    assert "holds no model.keras" in capsys.readouterr().err
+    bad = tmp_path / "t.yaml"
+    bad.write_text("CR: 2.0\n")
+    assert predict.main([str(src), "-o", str(tmp_path), "--model", str(run_dir), "--thresholds", str(bad)]) == 2
+    assert "thresholds must be numbers in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_list_file_and_two_worker_processes(run_dir, tmp_path):
+    for i in range(3):
+        write(tmp_path / f"f{i}.fits", frame(seed=i))
+    (tmp_path / "list.txt").write_text("# tonight\nf0.fits\nf1.fits\n\nf2.fits\n")
+    assert run(run_dir, tmp_path / "list.txt", "-o", tmp_path / "serial") == 0
+    assert run(run_dir, tmp_path / "list.txt", "-o", tmp_path / "parallel", "--workers", "2") == 0
+    for i in range(3):
+        np.testing.assert_array_equal(prob_of(tmp_path / "serial" / f"f{i}.mask.fits"),
+                                      prob_of(tmp_path / "parallel" / f"f{i}.mask.fits"))
+
+
+def test_a_dask_local_cluster(run_dir, tmp_path):
+    from dask.distributed import LocalCluster
+
+    for i in range(2):
+        write(tmp_path / f"f{i}.fits", frame(seed=i))
+    write(tmp_path / "bad.fits", np.ones(5, np.float32))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        code = run(run_dir, tmp_path / "f0.fits", tmp_path / "f1.fits", tmp_path / "bad.fits",
+                   "-o", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.mask.fits", "f1.mask.fits"]
+
+
+@pytest.mark.skipif(shutil.which("fitsverify") is None, reason="fitsverify is not installed (Debian: fitsverify)")
+def test_outputs_pass_fitsverify(run_dir, tmp_path):
+    src = write(tmp_path / "f.fits", frame(), WCS)
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    assert run(run_dir, src, "-o", tmp_path / "packed", "--compress") == 0
+    for out in (tmp_path / "f.mask.fits", tmp_path / "packed" / "f.mask.fits"):
+        result = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.startswith("verification OK"), result.stdout
