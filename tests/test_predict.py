@@ -250,3 +250,12 @@ def test_outputs_pass_fitsverify(run_dir, tmp_path):
     for out in (tmp_path / "f.mask.fits", tmp_path / "packed" / "f.mask.fits"):
         result = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
         assert result.returncode == 0 and result.stdout.startswith("verification OK"), result.stdout
+
+
+def test_a_constant_image_gives_finite_masks(run_dir, tmp_path):
+    src = write(tmp_path / "flat.fits", np.full((40, 50), 1234, np.int16))
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    with fits.open(tmp_path / "flat.mask.fits") as hdul:
+        p = hdul["PROB"].data
+        assert np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1
+        assert hdul["PROB"].header["NNONFIN"] == 0
