@@ -1,7 +1,14 @@
 """SegNet that flags contaminants in astronomical images, one sigmoid per class.
 
-Modules: ``layers`` (pooling with switches and unpooling), ``model`` (the
-builder), ``losses`` (class weights and the weighted loss), ``normalize``
-(background and noise normalisation shared by training and prediction).
+Modules, one concept each:
+- the network: ``layers`` (pooling with switches, unpooling), ``model`` (the builder);
+- training: ``config`` (typed run config), ``dataset`` (the network input, batches,
+  class fractions), ``losses`` (class weights, the weighted loss), ``distribute``
+  (strategies), ``run_folder`` (a run that describes itself; model loading);
+- evaluation: ``metrics`` (streaming ROC/MCC/calibration, prior adjustment),
+  ``evaluation`` (test tiles, the LACosmic baseline), ``report`` (tables and plots);
+- prediction: ``normalize`` (background and noise, strip by strip), ``inference``
+  (tiled, blended prediction), ``fits_io`` (inputs and CONTRACT.md outputs),
+  ``prediction`` (one file in, one mask file out).
 Import them explicitly; this package imports nothing heavy on its own.
 """

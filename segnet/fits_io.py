@@ -229,3 +229,19 @@ def compress_file(src: Path, dst: Path) -> None:
             out.append(fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
                                          compression_type=kind, quantize_level=0.0))
         fits.HDUList(out).writeto(dst, overwrite=True)
+
+
+def release_pages(array) -> None:
+    """Drop the resident pages of a memory-mapped output array (no-op for ordinary arrays).
+
+    Written pages of a shared file mapping stay in the page cache and reach the
+    file; they just stop counting against this process, so its memory stays
+    bounded by the tile batch however large the frame is.
+    """
+    import mmap
+
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)

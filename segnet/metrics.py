@@ -209,7 +209,7 @@ class ClassSummary:
         for f in FPR_POINTS:
             yield f"TPR3x3@{f * 100:g}%FPR", self.tpr_at_fpr(f, dilated=True)
         yield "precision@95%recall", self.precision_at_recall()
-        threshold, mcc = self.best_mcc()
+        threshold, mcc = self.best_mcc() if self.n_pos and self.n_neg else (float("nan"), float("nan"))
         yield "best MCC", mcc
         yield "MCC threshold", threshold
         yield "ECE", self.expected_calibration_error()

@@ -17,7 +17,7 @@ import yaml
 from astropy.io import fits
 
 from segnet.fits_io import (InputError, OutputFile, compress_file, create_output, open_input, output_headers,
-                            output_stem, select_planes)
+                            output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, predict_frame
 from segnet.metrics import adjust_priors
 
@@ -208,10 +208,17 @@ class FramePredictor:
         with fits.open(tmp, mode="update", memmap=True) as out:
             for k, plane in enumerate(planes):
                 prob, flags = out[1 + 2 * k].data, out[2 + 2 * k].data
+
+                def batch_done(n_tiles):
+                    release_pages(prob)
+                    if progress:
+                        progress(n_tiles)
+
                 predict_frame(self.model, plane.data, prob, settings=options.settings,
                               mask=self._masks(path, plane, options), transform=self.transform(),
-                              progress=progress)
+                              progress=batch_done)
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
                     flags[y:y + STRIP] = ((p >= thresholds) * bits).sum(axis=0)
+                    release_pages(prob)

@@ -52,7 +52,8 @@ def markdown_tables(table: dict) -> str:
         out.append("| sample | " + " | ".join(COLUMNS) + " |")
         out.append("|---" * (len(COLUMNS) + 1) + "|")
         for sample, row in samples.items():
-            out.append(f"| {sample} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
+            cells = [f"{int(row[c]):,}" if c == "positives" and c in row else _fmt(row.get(c)) for c in COLUMNS]
+            out.append(f"| {sample} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
 
