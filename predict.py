@@ -35,7 +35,7 @@ def parse_args(argv):
     parser.add_argument("--hdu", help="image HDU, by index or EXTNAME (default: the first 2-D image)")
     parser.add_argument("--all-hdus", action="store_true", help="every 2-D image HDU, into matching output HDUs")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them)")
-    parser.add_argument("--compress", action="store_true", help="tile-compressed output (lossless)")
+    parser.add_argument("--compress", action="store_true", help="tile-compressed output: FLAGS lossless, PROB to steps of 1e-4")
     parser.add_argument("--thresholds", type=Path, help="YAML class -> threshold, overriding the model's thresholds.yaml")
     parser.add_argument("--priors", type=Path, help="YAML class -> expected pixel fraction (Bayes prior adjustment)")
     parser.add_argument("--saturation", type=float, help="saturation level, ADU (default: header SATURATE)")

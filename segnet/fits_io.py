@@ -219,15 +219,30 @@ def create_output(tmp: Path, planes: list[tuple[fits.Header, fits.Header, tuple[
         f.truncate(f.tell())
 
 
+PROB_QUANTUM = 1e-4  # --compress keeps probabilities to +-5e-5: the evaluation's own bin width
+
+
 def compress_file(src: Path, dst: Path) -> None:
-    """Tile-compressed copy (RICE for FLAGS, lossless GZIP_2 for PROB) of an output file."""
+    """Tile-compressed copy of an output file.
+
+    FLAGS: RICE, lossless. PROB: GZIP_2 after quantisation to steps of 1e-4 (no
+    dithering, so the same input gives the same values); stored probabilities are
+    within 5e-5 of the computed ones, and FLAGS were set from the computed ones.
+    Lossless float compression was measured to *grow* a PROB cube (16.3 MB ->
+    20.0 MB for a 700x650 frame), this quantisation shrinks it 2.3x.
+    """
     with fits.open(src, memmap=True) as hdul:
         out = [fits.PrimaryHDU(header=hdul[0].header)]
         for hdu in hdul[1:]:
-            kind = "GZIP_2" if hdu.header["BITPIX"] < 0 else "RICE_1"
-            # quantize_level 0: the probabilities are kept exactly (lossless float compression).
-            out.append(fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
-                                         compression_type=kind, quantize_level=0.0))
+            if hdu.header["BITPIX"] < 0:
+                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
+                                           compression_type="GZIP_2", quantize_level=-PROB_QUANTUM,
+                                           quantize_method=-1)
+                packed.header["PROBQUAN"] = (PROB_QUANTUM, "probabilities stored to this step")
+            else:
+                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
+                                           compression_type="RICE_1")
+            out.append(packed)
         fits.HDUList(out).writeto(dst, overwrite=True)
 
 
