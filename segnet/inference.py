@@ -109,13 +109,10 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
     multiple = model_multiple(model)
     settings.check(multiple)
     grid = BackgroundGrid(image, mask=mask)
-    core = settings.tile - 2 * settings.margin
     # Small frames: one tile of the frame's own (rounded-up) size, not a mostly empty full tile.
     tile_y = min(settings.tile, _round_up(ny, multiple))
     tile_x = min(settings.tile, _round_up(nx, multiple))
-    rows = plan_axis(ny, core=core, blend=settings.blend, margin=settings.margin)
-    cols = plan_axis(nx, core=core, blend=settings.blend, margin=settings.margin)
-    jobs = [(r, c) for r in rows for c in cols]
+    jobs = plan_tiles((ny, nx), settings)
     for first in range(0, len(jobs), settings.batch_size):
         batch = jobs[first:first + settings.batch_size]
         x = np.zeros((len(batch), tile_y, tile_x, 1), np.float32)
@@ -141,8 +138,12 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
             progress(len(batch))
 
 
-def count_tiles(shape, settings: TileSettings = TileSettings()) -> int:
+def plan_tiles(shape, settings: TileSettings = TileSettings()) -> list[tuple[Span, Span]]:
+    """Every tile of a frame of ``shape``, row by row: (row span, column span)."""
     core = settings.tile - 2 * settings.margin
-    ny, nx = shape
-    return (len(plan_axis(ny, core=core, blend=settings.blend, margin=settings.margin))
-            * len(plan_axis(nx, core=core, blend=settings.blend, margin=settings.margin)))
+    rows, cols = (plan_axis(n, core=core, blend=settings.blend, margin=settings.margin) for n in shape)
+    return [(r, c) for r in rows for c in cols]
+
+
+def count_tiles(shape, settings: TileSettings = TileSettings()) -> int:
+    return len(plan_tiles(shape, settings))
