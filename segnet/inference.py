@@ -64,10 +64,10 @@ def _round_up(n: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class TileSettings:
-    tile: int = 512      # input side of a full tile, px (a multiple of 2**depth)
+    tile: int = 1024     # input side of a full tile, px (a multiple of 2**depth)
     margin: int = 64     # context kept around each core, px (a multiple of 2**depth)
     blend: int = 32      # overlap of neighbouring cores, blended linearly, px
-    batch_size: int = 4  # tiles per forward pass: the memory bound
+    batch_size: int = 1  # tiles per forward pass: the memory bound
 
     def check(self, multiple: int):
         for name in ("tile", "margin", "blend"):
