@@ -1,13 +1,12 @@
 """Write samples as FITS (image + truth cube) and a PNG montage like the seed paper's Figure 2."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from .atomic import atomic_path
 from .classes import BACKGROUND_COLOUR, COLOURS, MULTI_CLASS_COLOUR
 from .generator import Sample
 
@@ -33,17 +32,8 @@ def write_sample(sample: Sample, path: str | Path, *, overwrite: bool = False) -
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists (pass overwrite=True to replace it)")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sample_hdus(sample).writeto(tmp, overwrite=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -10,9 +10,7 @@ inputs are opened read-only and never modified.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,26 +160,6 @@ def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tu
     for key, (value, comment) in identity.items():
         flags[key] = (value, comment)
     return prob, flags
-
-
-class OutputFile:
-    """An output file under construction: a temporary file, renamed into place by ``commit``."""
-
-    def __init__(self, final: Path):
-        self.final = final
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-        os.close(fd)
-        self.tmp = Path(tmp)
-
-    def commit(self):
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.final)
-
-    def discard(self):
-        if self.tmp.exists():
-            self.tmp.unlink()
 
 
 def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.Header | None) -> fits.Header:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import numpy as np
 import yaml
 from astropy.io import fits
 
-from segnet.fits_io import (InputError, OutputFile, compress_file, create_output, open_input, output_headers,
-                            output_stem, release_pages, select_planes)
+from data_sim.atomic import atomic_path
+from segnet.fits_io import (InputError, compress_file, create_output, open_input, output_headers, output_stem,
+                            release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, predict_frame
 from segnet.metrics import adjust_priors
 
@@ -140,27 +142,26 @@ class FramePredictor:
         final = Path(options.outdir) / f"{output_stem(path)}.mask.fits"
         if final.exists() and not options.overwrite:
             raise InputError(f"{path}: output {final} exists (use --overwrite to replace it)")
-        output = OutputFile(final)
         try:
-            with open_input(path) as hdul:
-                planes = select_planes(path, hdul, options.hdu, options.all_hdus)
-                self._write(path, hdul, planes, output.tmp, options, progress)
-            if options.compress:
-                packed = OutputFile(final)
-                compress_file(output.tmp, packed.tmp)
-                output.discard()
-                output = packed
-            output.commit()
+            # Temporary files beside the output, removed on any failure or Ctrl-C: nothing half-written remains.
+            with atomic_path(final) as tmp:
+                if options.compress:
+                    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".") as scratch:
+                        plain = Path(scratch) / "plain.fits"
+                        self._write_file(path, plain, options, progress)
+                        compress_file(plain, tmp)
+                else:
+                    self._write_file(path, tmp, options, progress)
         except InputError:
-            output.discard()
             raise
         except Exception as exc:  # anything else about this file: report it on one line, go on with the next
-            output.discard()
             raise InputError(f"{path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from exc
-        except BaseException:  # interrupted (Ctrl-C): leave nothing half-written behind
-            output.discard()
-            raise
         return final
+
+    def _write_file(self, path, tmp, options, progress):
+        with open_input(path) as hdul:
+            planes = select_planes(path, hdul, options.hdu, options.all_hdus)
+            self._write(path, hdul, planes, tmp, options, progress)
 
     def _masks(self, path, plane, options):
         """Pixels left out of the background and noise estimates: saturated, and the user's bad pixels."""

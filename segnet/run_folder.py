@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import csv
 import datetime
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from data_sim.atomic import atomic_path
 from segnet.config import RunConfig, dump_run_config, load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +29,8 @@ RUNS_DIR = ROOT / "runs"
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def code_version() -> dict:
@@ -133,21 +130,17 @@ class RunFolder:
         rows = [r for r in self.history() if r["epoch"] < epoch]  # a re-run epoch replaces its row
         rows.append({"epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}})
         fields = list(dict.fromkeys(k for r in rows for k in r))
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".history.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_path(self.path / "history.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path / "history.csv")
-        tmp_model = self.checkpoint.with_name(".last.tmp.keras")
-        model.save(tmp_model)
-        os.replace(tmp_model, self.checkpoint)
+        with atomic_path(self.checkpoint, suffix=".keras") as tmp:
+            model.save(tmp)
         self.write_state(epochs_done=epoch + 1)
 
     def finish(self, model) -> None:
-        tmp_model = self.model_file.with_name(".model.tmp.keras")
-        model.save(tmp_model)
-        os.replace(tmp_model, self.model_file)
+        with atomic_path(self.model_file, suffix=".keras") as tmp:
+            model.save(tmp)
 
 
 def latest_run(root: str | Path = RUNS_DIR) -> Path | None:
