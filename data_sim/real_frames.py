@@ -21,6 +21,7 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
+from segnet.fits_io import InputError, open_input, select_planes
 from segnet.normalize import normalize_image
 
 from .classes import CONTAMINANTS
@@ -36,24 +37,16 @@ class RealFrameError(ValueError):
 def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarray, fits.Header]:
     """Read a 2-D image (float32, native byte order) and its header from a FITS file.
 
-    ``hdu`` is an index or EXTNAME; by default the first HDU with 2-D image data.
+    ``hdu`` is an index or EXTNAME; by default the first HDU with 2-D image data
+    (the same choice, and the same messages, as prediction's).
     """
+    path = Path(path)
     try:
-        with fits.open(path, memmap=False) as hdul:
-            if hdu is None:
-                chosen = next((h for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
-                if chosen is None:
-                    raise RealFrameError(f"{path}: no HDU holds a 2-D image")
-            else:
-                try:
-                    chosen = hdul[hdu]
-                except (KeyError, IndexError):
-                    raise RealFrameError(f"{path}: no HDU {hdu!r}") from None
-                if not chosen.is_image or chosen.data is None or chosen.data.ndim != 2:
-                    raise RealFrameError(f"{path}: HDU {hdu!r} is not a 2-D image")
-            return np.asarray(chosen.data, dtype=np.float32), chosen.header.copy()
-    except OSError as exc:
-        raise RealFrameError(f"{path}: cannot be read as FITS ({exc})") from None
+        with open_input(path) as hdul:
+            plane = select_planes(path, hdul, hdu)[0]
+            return np.asarray(plane.data[:, :], dtype=np.float32), plane.header.copy()
+    except InputError as exc:
+        raise RealFrameError(str(exc)) from None
 
 
 @dataclass

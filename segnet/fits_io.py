@@ -128,7 +128,7 @@ def select_planes(path: Path, hdul: fits.HDUList, hdu=None, all_hdus: bool = Fal
     if not candidates:
         shapes = ", ".join(f"HDU {i}: {'empty' if not h.header.get('NAXIS', 0) else f'{len(h.shape)}-D'}"
                            for i, h in enumerate(hdul) if _is_image(h))
-        raise InputError(f"{path}: no 2-D image HDU ({shapes or 'no image HDU'})")
+        raise InputError(f"{path}: no HDU holds a 2-D image ({shapes or 'no image HDU'})")
     chosen = candidates if all_hdus else candidates[:1]
     return [plane(i, h) for i, h in chosen]
 
