@@ -8,7 +8,6 @@ raises ``InputError`` with a one-line message that starts with the file name.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +24,6 @@ from segnet.metrics import adjust_priors
 
 DEFAULT_THRESHOLD = 0.5
 STRIP = 256  # rows read or written at a time outside the network
-
-
-def software_version() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
 
 
 def read_mapping(path: Path, what: str) -> dict:
@@ -65,7 +52,7 @@ class FramePredictor:
     def __init__(self, model_path: Path, folder: Path, *, thresholds_file: Path | None = None,
                  priors_file: Path | None = None):
         from segnet.model import model_class_names
-        from segnet.run_folder import load_model
+        from segnet.run_folder import load_model, software_version
 
         self.model_path = Path(model_path)
         self.model = load_model(self.model_path)

@@ -33,6 +33,20 @@ def _write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def _git(*args) -> str | None:
+    """Output of a git command in this repository, or None where git or the repository is missing."""
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def software_version() -> str:
+    """``git describe --always --dirty`` of this code, or "unknown"."""
+    return _git("describe", "--always", "--dirty") or "unknown"
+
+
 def code_version() -> dict:
     """Where the code came from: git commit and dirty flag, and library versions."""
     import keras
@@ -45,15 +59,9 @@ def code_version() -> dict:
         info["tensorflow"] = tf.__version__
     except ImportError:
         info["tensorflow"] = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10)
-        info["git_commit"] = commit.stdout.strip() or None
-        info["git_dirty"] = bool(dirty.stdout.strip()) if commit.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"], info["git_dirty"] = None, None
+    info["git_commit"] = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no") if info["git_commit"] else None
+    info["git_dirty"] = None if dirty is None else bool(dirty)
     return info
 
 
