@@ -84,7 +84,7 @@ def main(argv=None) -> int:
 
     import keras
     from data_sim.generator import SampleSource
-    from segnet.dataset import FixedBatches, TileBatches, fixed_batches, loss_weights, measure_class_fractions
+    from segnet.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
     from segnet.distribute import distribution_scope
     from segnet.losses import WeightedSigmoidCrossEntropy
     from segnet.model import build_segnet
@@ -107,8 +107,8 @@ def main(argv=None) -> int:
             return 2
         run.write_fractions(fractions)
     class_w, background_w = loss_weights(fractions, config.classes, train.max_weight_ratio)
-    validation = FixedBatches(fixed_batches(SampleSource(section, train.seed, split="validation"),
-                                            train.validation_samples, train.batch_size, class_w, background_w))
+    validation = FixedBatches(SampleSource(section, train.seed, split="validation"),
+                              train.validation_samples, train.batch_size, class_w, background_w)
     source = SampleSource(section, train.seed, split="train")
 
     # --- Model: new, or the last checkpoint with its optimizer state.

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
 from .camera import add_noise, draw_camera, saturate, to_adu
-from .classes import CLASS_NAMES, CONTAMINANTS
+from .classes import CONTAMINANTS
 from .config import DataSection, FamilyConfig, SimConfig
 from .contaminants import INJECTORS, STAGES, Frame, significant
 from .scene import render_scene
@@ -188,10 +188,6 @@ class SampleSource:
         return Sample(image=image, truth=stack_truth(masks, self.classes, image.shape),
                       saturated=saturated, family=family, classes=self.classes, header=header)
 
-    def with_classes(self, classes) -> "SampleSource":
-        return SampleSource(replace(self.section, classes=tuple(classes)), self.seed, split=self.split,
-                            noise=self.noise)
-
 
 def _make(source: SampleSource, index: int) -> Sample:
     return source[index]
@@ -219,5 +215,4 @@ def iter_pairs(source: SampleSource, start: int, count: int, *, workers: int = 0
         yield sample.image.astype(np.float32), sample.truth.astype(np.float32)
 
 
-__all__ = ["Sample", "SampleSource", "iter_samples", "iter_pairs", "simulate_tile", "stack_truth",
-           "CLASS_NAMES"]
+__all__ = ["Sample", "SampleSource", "iter_samples", "iter_pairs", "simulate_tile", "stack_truth"]

@@ -84,19 +84,14 @@ class TileBatches(keras.utils.PyDataset):
         return make_batch(samples, self.class_w, self.background_w)
 
 
-def fixed_batches(source: SampleSource, count: int, batch_size: int, class_w, background_w):
-    """A small fixed set (validation), built once and kept in memory as a list of batches."""
-    samples = list(iter_samples(source, 0, count))
-    return [make_batch(samples[i:i + batch_size], class_w, background_w)
-            for i in range(0, count, batch_size)]
-
-
 class FixedBatches(keras.utils.PyDataset):
-    """PyDataset over batches already in memory."""
+    """A small fixed set (validation): ``count`` samples of ``source``, batched once and kept in memory."""
 
-    def __init__(self, batches):
+    def __init__(self, source: SampleSource, count: int, batch_size: int, class_w, background_w):
         super().__init__()
-        self.batches = batches
+        samples = list(iter_samples(source, 0, count))
+        self.batches = [make_batch(samples[i:i + batch_size], class_w, background_w)
+                        for i in range(0, count, batch_size)]
 
     def __len__(self):
         return len(self.batches)

@@ -150,25 +150,37 @@ class FramePredictor:
             planes = select_planes(path, hdul, options.hdu, options.all_hdus)
             self._write(path, hdul, planes, tmp, options, progress)
 
-    def _masks(self, path, plane, options):
-        """Pixels left out of the background and noise estimates: saturated, and the user's bad pixels."""
-        level = options.saturation if options.saturation is not None else plane.header.get("SATURATE")
-        bpm = None
-        if options.bad_pixel_mask is not None:
-            with fits.open(options.bad_pixel_mask) as hdul:
-                data = next((h.data for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
-            if data is None or data.shape != plane.shape:
-                got = None if data is None else data.shape
-                raise InputError(f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, "
-                                 f"the image {plane.shape}")
-            bpm = data != 0
-        if level is None and bpm is None:
+    def _bad_pixel_mask(self, path, plane, options):
+        """The user's --bad-pixel-mask as a bool array of the image's shape, or None."""
+        if options.bad_pixel_mask is None:
             return None
-        mask = np.zeros(plane.shape, bool) if bpm is None else bpm
-        if level is not None:
-            for y in range(0, plane.shape[0], STRIP):
-                mask[y:y + STRIP] |= np.asarray(plane.data[y:y + STRIP], np.float64) >= float(level)
-        return mask
+        with fits.open(options.bad_pixel_mask) as hdul:
+            data = next((h.data for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
+        if data is None or data.shape != plane.shape:
+            got = None if data is None else data.shape
+            raise InputError(f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, "
+                             f"the image {plane.shape}")
+        return data != 0
+
+    def _scan(self, path, plane, options):
+        """One pass over the input, before predicting it.
+
+        Returns (number of non-finite pixels, mask of the pixels to keep out of the
+        background and noise estimates: saturated and the user's bad pixels, or None).
+        """
+        level = options.saturation if options.saturation is not None else plane.header.get("SATURATE")
+        mask = self._bad_pixel_mask(path, plane, options)
+        if level is not None and mask is None:
+            mask = np.zeros(plane.shape, bool)
+        n_bad = 0
+        for y in range(0, plane.shape[0], STRIP):
+            rows = np.asarray(plane.data[y:y + STRIP], np.float64)
+            n_bad += int((~np.isfinite(rows)).sum())
+            if level is not None:
+                mask[y:y + STRIP] |= rows >= float(level)
+        if n_bad == plane.shape[0] * plane.shape[1]:
+            raise InputError(f"{path}: HDU {plane.index} has no finite pixel (all NaN or inf)")
+        return n_bad, mask
 
     def _write(self, path, hdul, planes, tmp, options, progress):
         primary = fits.Header()
@@ -177,16 +189,11 @@ class FramePredictor:
             primary[key] = (value, comment)
         headers = []
         for plane in planes:
-            n_bad = 0
-            for y in range(0, plane.shape[0], STRIP):
-                n_bad += int((~np.isfinite(np.asarray(plane.data[y:y + STRIP], np.float64))).sum())
-            if n_bad == plane.shape[0] * plane.shape[1]:
-                raise InputError(f"{path}: HDU {plane.index} has no finite pixel (all NaN or inf)")
             prob, flags = output_headers(plane, self.classes, self.thresholds, self.identity)
             for h in (prob, flags):
                 h["INHDU"] = (plane.index, "input HDU index")
                 h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
-                h["NNONFIN"] = (n_bad, "non-finite input pixels (predicted 0)")
+                h["NNONFIN"] = (0, "non-finite input pixels (predicted 0)")  # counted below
                 if self.priors:
                     h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
             headers.append((prob, flags, plane.shape))
@@ -195,16 +202,18 @@ class FramePredictor:
         bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
         with fits.open(tmp, mode="update", memmap=True) as out:
             for k, plane in enumerate(planes):
-                prob, flags = out[1 + 2 * k].data, out[2 + 2 * k].data
+                n_bad, mask = self._scan(path, plane, options)
+                prob_hdu, flags_hdu = out[1 + 2 * k], out[2 + 2 * k]
+                prob_hdu.header["NNONFIN"] = flags_hdu.header["NNONFIN"] = n_bad
+                prob, flags = prob_hdu.data, flags_hdu.data
 
                 def batch_done(n_tiles):
                     release_pages(prob)
                     if progress:
                         progress(n_tiles)
 
-                predict_frame(self.model, plane.data, prob, settings=options.settings,
-                              mask=self._masks(path, plane, options), transform=self.transform(),
-                              progress=batch_done)
+                predict_frame(self.model, plane.data, prob, settings=options.settings, mask=mask,
+                              transform=self.transform(), progress=batch_done)
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp

@@ -2,9 +2,7 @@
 import json
 import os
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
