@@ -148,7 +148,7 @@ def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tu
     for key, value, comment in wcs_cards(plane.header):
         prob[key] = (value, comment)
         if key == "WCSAXES":
-            prob[key] = (2, "the WCS covers image axes 1-2; axis 3 is the class")
+            prob[key] = (2, "WCS on image axes 1-2 (axis 3: class)")
     for key, (value, comment) in identity.items():
         prob[key] = (value, comment)
     flags = fits.Header()
