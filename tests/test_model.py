@@ -157,3 +157,20 @@ def test_jax_backend_gives_the_same_output(tmp_path):
     got = np.load(tmp_path / "y.npy")
     assert got.shape == want.shape
     assert np.max(np.abs(got - want)) < 1e-5
+
+
+def test_folded_batch_norm_gives_the_same_probabilities():
+    from segnet.model import fold_batch_norm
+    model = build_segnet(class_names=("CR", "OBJ"), depth=2, base_filters=4)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:  # batch statistics and affine terms far from their initial values
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)])
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert folded.count_params() < model.count_params()
+    x = rng.normal(0, 3, (2, 40, 36, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(x)), expected, atol=2e-5)
+    assert fold_batch_norm(folded) is folded
