@@ -1,0 +1,54 @@
+"""segnet.shipping: a trained, evaluated run becomes a self-describing model folder."""
+import numpy as np
+import pytest
+import yaml
+
+import evaluate
+import train
+from segnet import shipping
+from segnet.run_folder import load_model, resolve_model
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run_dir), "--quiet"]) == 0
+    assert evaluate.main(["--run", str(run_dir), "--n", "4", "--batch-size", "2", "--quiet"]) == 0
+    return run_dir
+
+
+def test_shipped_folder_holds_everything_and_the_same_model(evaluated_run, tmp_path, capsys):
+    dest = tmp_path / "models" / "default"
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Known limits\n\nA smoke model: learns nothing.\n")
+    assert shipping.main([str(evaluated_run), str(dest), "--hardware", "2 test cores",
+                          "--card-notes", str(notes)]) == 0
+    assert "MB); model card" in capsys.readouterr().out
+    for name in (*shipping.COPIED, "model.keras", "training_curve.png", "MODEL_CARD.md"):
+        assert (dest / name).stat().st_size > 0, name
+    for name in shipping.EVALUATION:
+        assert (dest / "evaluation" / name).stat().st_size > 0, name
+    assert resolve_model(dest) == (dest / "model.keras", dest)
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "2 test cores" in card and "A smoke model: learns nothing." in card
+    classes = yaml.safe_load((dest / "classes.yaml").read_text())
+    assert all(f"| {name} |" in card for name in classes)
+    # Same weights, smaller file (no optimiser state), same output.
+    source, shipped = load_model(evaluated_run / "checkpoints" / "last.keras"), load_model(dest / "model.keras")
+    assert (dest / "model.keras").stat().st_size < (evaluated_run / "checkpoints" / "last.keras").stat().st_size
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype("float32")
+    np.testing.assert_array_equal(shipped.predict(x, verbose=0), source.predict(x, verbose=0))
+
+
+def test_refuses_an_unevaluated_run_or_a_full_folder(evaluated_run, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    (bare / "checkpoints").mkdir(parents=True)
+    (bare / "checkpoints" / "last.keras").write_bytes((evaluated_run / "checkpoints" / "last.keras").read_bytes())
+    assert shipping.main([str(bare), str(tmp_path / "out")]) == 2
+    assert "missing config.yaml" in capsys.readouterr().err
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("x")
+    assert shipping.main([str(evaluated_run), str(full)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert (full / "keep.txt").read_text() == "x"
