@@ -30,6 +30,8 @@ class EvaluationResult:
     model_seconds: float                                    # forward passes only
     baseline: dict | None = None                            # astroscrappy, CR only
     families: list[str] = field(default_factory=list)
+    thresholds: dict[str, float] | None = None              # chosen on other tiles (validation split)
+    threshold_tiles: int = 0
 
 
 def predict_tiles(model, samples: list[Sample]) -> np.ndarray:

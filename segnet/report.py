@@ -18,7 +18,7 @@ from segnet.evaluation import ALL, EvaluationResult
 from segnet.metrics import FPR_POINTS
 
 COLUMNS = (["AUC"] + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
-           + ["precision@95%recall", "best MCC", "MCC threshold", "ECE", "positives"])
+           + ["precision@95%recall", "best MCC", "MCC threshold", "MCC at threshold", "ECE", "positives"])
 
 
 def result_rows(result: EvaluationResult) -> dict:
@@ -27,6 +27,8 @@ def result_rows(result: EvaluationResult) -> dict:
     for name in result.class_names:
         table[name] = {sample: dict(result.metrics[sample].summary(name).rows())
                        for sample in [ALL] + result.families}
+        for sample, row in table[name].items():  # the MCC a user gets with the shipped threshold
+            row["MCC at threshold"] = result.metrics[sample].summary(name).mcc_at(thresholds(result)[name])
     if result.baseline is not None and "CR" in table:
         b = result.baseline
         row = {f"TPR@{f * 100:g}%FPR": v for f, v in b["tpr_at_fpr"].items()}
@@ -85,13 +87,17 @@ def write_json(payload: dict, path: Path) -> None:
 
 
 def thresholds(result: EvaluationResult) -> dict[str, float]:
-    """Class name -> MCC-optimal threshold on all test tiles."""
+    """Class name -> MCC-optimal threshold: chosen on other tiles if the result holds them, else on these."""
+    if result.thresholds is not None:
+        return dict(result.thresholds)
     return {name: round(result.metrics[ALL].summary(name).best_mcc()[0], 6) for name in result.class_names}
 
 
 def write_thresholds(result: EvaluationResult, path: Path) -> None:
+    where = (f"{result.threshold_tiles} tiles of the validation split" if result.thresholds is not None
+             else f"the {result.n_tiles} test tiles")
     header = ("# Per-class thresholds that maximise the Matthews correlation coefficient on\n"
-              f"# {result.n_tiles} held-out simulated tiles of {result.tile}x{result.tile} (evaluate.py).\n")
+              f"# {where} ({result.tile}x{result.tile}, evaluate.py).\n")
     path.write_text(header + yaml.safe_dump(thresholds(result), sort_keys=False))
 
 

@@ -39,6 +39,34 @@ def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
     assert header == "class,sample,metric,value"
 
 
+def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
+    from segnet.metrics import ClassMetrics
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "0", "--no-baseline", "--quiet"])
+    on_test = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    for name, samples in on_test["classes"].items():  # chosen on the test tiles: MCC there is the best MCC
+        assert on_test["thresholds"][name] == samples["all"]["MCC threshold"]
+        assert samples["all"]["MCC at threshold"] == pytest.approx(samples["all"]["best MCC"])
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--no-baseline", "--quiet"])
+    payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    assert "3 tiles of the validation split" in (smoke_run / "thresholds.yaml").read_text()
+    assert "3 tiles of the validation split" in (smoke_run / "evaluation" / "report.md").read_text()
+    # The thresholds are those that maximise the MCC on validation tiles 0-2.
+    from data_sim.generator import SampleSource, iter_samples
+    from segnet.config import load_run_config
+    from segnet.evaluation import predict_tiles, valid_pixels
+    from segnet.run_folder import load_model
+    config, _ = load_run_config(smoke_run / "config.yaml")
+    samples = list(iter_samples(SampleSource(config.data_section, config.train.seed, split="validation"), 0, 3))
+    prob = predict_tiles(load_model(resolve_model(smoke_run)[0]), samples)
+    metrics = ClassMetrics(config.classes)
+    for s, p in zip(samples, prob):
+        metrics.update(p, s.truth, valid_pixels(s))
+    for name in config.classes:
+        threshold = metrics.summary(name).best_mcc()[0]
+        assert payload["thresholds"][name] == pytest.approx(threshold, abs=1e-6)
+        assert payload["classes"][name]["all"]["MCC at threshold"] <= payload["classes"][name]["all"]["best MCC"] + 1e-9
+
+
 def test_evaluate_is_deterministic(smoke_run):
     evaluate.main(["--run", str(smoke_run), "--n", "4", "--no-baseline", "--quiet"])
     first = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())["classes"]
