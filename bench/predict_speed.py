@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 OURS = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
+def peak_mb():  # own peak RSS: VmHWM (ru_maxrss would count the parent's, inherited at exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 sys.path.insert(0, {root!r})
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pathlib import Path
@@ -33,29 +36,32 @@ from segnet.prediction import FramePredictor, PredictOptions
 from segnet.run_folder import resolve_model
 model_path, folder = resolve_model({model!r})
 predictor = FramePredictor(model_path, folder)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 start = time.perf_counter()
 predictor.process(Path({frame!r}), PredictOptions(outdir=Path({out!r}), overwrite=True))
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "before_mb": before / 1024}}))
+print(json.dumps({{"seconds": seconds, "peak_mb": peak_mb(),
+                  "before_mb": before}}))
 """
 
 THEIRS = r"""
-import json, resource, sys, time
+import json, sys, time
+def peak_mb():  # own peak RSS: VmHWM (ru_maxrss would count the parent's, inherited at exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 import numpy as np
 from astropy.io import fits
 import astroscrappy
 with fits.open({frame!r}) as hdul:
     data = hdul[0].data.astype(np.float32)
     h = hdul[0].header
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 start = time.perf_counter()
 astroscrappy.detect_cosmics(data - np.float32(h["BIAS"]), gain=h["GAIN"], readnoise=h["RDNOISE"],
                             satlevel=h["SATURATE"] - h["BIAS"])
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "before_mb": before / 1024}}))
+print(json.dumps({{"seconds": seconds, "peak_mb": peak_mb(),
+                  "before_mb": before}}))
 """
 
 
