@@ -5,12 +5,17 @@
     python predict.py mef.fits -o out/ --all-hdus --compress
     python predict.py survey.txt -o out/ --workers 2          # files in parallel on this machine
     python predict.py survey.txt -o out/ --scheduler tcp://head:8786   # on a Dask cluster
+    python predict.py frame.fits -o out/ --inpaint            # also CLEAN: flagged pixels replaced
+    python predict.py frame.fits -o out/ --inpaint-classes CR,HPX --inpaint-model runs/inpaint-20261122-0130
 
 Inputs: FITS files (.fits, .fits.fz, .fits.gz), folders of them, text files listing
 paths (.txt/.lst/.list, one per line). For INPUT, writes OUTDIR/<INPUT name>.mask.fits
 with HDUs PROB (float32 cube, one plane per class) and FLAGS (int32, bit k-1 set where
-class k is at or above its threshold). A file that cannot be processed gets a one-line
-error; the others are still written, and the exit status is 1 if any failed.
+class k is at or above its threshold). With --inpaint (implied by --inpaint-classes or
+--inpaint-model), also CLEAN (float32, the image with the pixels flagged in the chosen
+classes replaced by the inpainting network; every other pixel unchanged). A file that
+cannot be processed gets a one-line error; the others are still written, and the exit
+status is 1 if any failed.
 """
 from __future__ import annotations
 
@@ -47,8 +52,19 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="tiles per forward pass")
     parser.add_argument("--workers", type=int, default=0, help="files in parallel in N processes on this machine")
     parser.add_argument("--scheduler", help="address of a Dask distributed scheduler to send the files to")
+    parser.add_argument("--inpaint", action="store_true",
+                        help="add HDU CLEAN: the image with flagged pixels replaced by the inpainting network")
+    parser.add_argument("--inpaint-classes", metavar="NAMES",
+                        help="comma-separated classes to replace (default: every contaminant, i.e. all but OBJ)")
+    parser.add_argument("--inpaint-model", type=Path,
+                        help="inpainting run folder or .keras file (default: <model folder>/inpaint)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.inpaint_classes is not None:
+        args.inpaint_classes = tuple(n.strip() for n in args.inpaint_classes.split(",") if n.strip())
+        if not args.inpaint_classes:
+            parser.error("--inpaint-classes: name at least one class, e.g. CR,HPX")
+    args.inpaint = args.inpaint or args.inpaint_classes is not None or args.inpaint_model is not None
     if args.workers < 0:
         parser.error(f"--workers: must be >= 0, got {args.workers}")
     if args.workers and args.scheduler:
@@ -56,18 +72,19 @@ def parse_args(argv):
     return args
 
 
-def _build(model_path, folder, thresholds, priors):
+def _build(model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None):
     from segnet.prediction import FramePredictor
-    return FramePredictor(model_path, folder, thresholds_file=thresholds, priors_file=priors)
+    return FramePredictor(model_path, folder, thresholds_file=thresholds, priors_file=priors,
+                          inpaint_model=inpaint_model, inpaint_classes=inpaint_classes)
 
 
-def _job(path, options, model_path, folder, thresholds, priors):
+def _job(path, options, model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None):
     """Process one file in a worker (process pool or Dask); the model is loaded once per process."""
     from segnet.fits_io import InputError
 
-    key = (str(model_path), str(thresholds), str(priors))
+    key = (str(model_path), str(thresholds), str(priors), str(inpaint_model), inpaint_classes)
     if key not in _WORKER:
-        _WORKER[key] = _build(model_path, folder, thresholds, priors)
+        _WORKER[key] = _build(model_path, folder, thresholds, priors, inpaint_model, inpaint_classes)
     try:
         return str(path), str(_WORKER[key].process(Path(path), options)), None
     except InputError as exc:
@@ -97,6 +114,14 @@ def main(argv=None) -> int:
                                       "'python train.py --config multiclass.yaml' and pass --model runs/<run>)")
         print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
+    inpaint_model = None
+    if args.inpaint:
+        from segnet.inpainting.apply import resolve_inpaint_model
+        try:
+            inpaint_model = resolve_inpaint_model(args.inpaint_model or folder / "inpaint")
+        except NoModelError as exc:
+            print(f"error: --inpaint: {exc}", file=sys.stderr)
+            return 2
     files, failures = expand_inputs(args.inputs)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +129,7 @@ def main(argv=None) -> int:
                              compress=args.compress, saturation=args.saturation,
                              bad_pixel_mask=args.bad_pixel_mask,
                              settings=TileSettings(args.tile, args.margin, args.blend, args.batch_size))
-    job_args = (options, model_path, folder, args.thresholds, args.priors)
+    job_args = (options, model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes)
     results = []
     try:
         if args.scheduler:
@@ -128,7 +153,7 @@ def main(argv=None) -> int:
                     results.append(future.result())
                     bar.update(1)
         else:
-            predictor = _build(model_path, folder, args.thresholds, args.priors)
+            predictor = _build(model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes)
             single = len(files) == 1
             total = predictor.tiles(files[0], options) if single else len(files)
             with tqdm(total=total, desc="tiles" if single else "files", disable=args.quiet,
@@ -141,7 +166,7 @@ def main(argv=None) -> int:
                         results.append((str(f), None, str(exc)))
                     if not single:
                         bar.update(1)
-    except ValueError as exc:  # bad --thresholds / --priors: nothing can be processed
+    except ValueError as exc:  # bad --thresholds / --priors / --inpaint-classes: nothing can be processed
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failures += [error for _, _, error in results if error]

@@ -1,8 +1,9 @@
-"""Train the SegNet on simulated (and optionally your own) frames.
+"""Train the SegNet (or, from a config with an ``inpaint:`` section, the inpainting network).
 
     python train.py --config multiclass.yaml            # a bare name is looked up in configs/
     python train.py --config path/to/my.yaml --run-dir runs/mine
     python train.py --resume runs/multiclass-20261122-013000   # continue an interrupted run
+    python train.py --config inpaint.yaml               # the inpainting network (segnet/inpainting/)
 
 Settings come from the config only (see segnet/config.py); the run folder
 describes itself (segnet/run_folder.py). A resumed run reaches exactly the
@@ -63,6 +64,64 @@ def RunProgress(total_epochs):
     return _RunProgress()
 
 
+def segmentation_data(config, run):
+    """SegNet batches: class fractions (measured once, kept with the run) set the loss weights.
+
+    Returns (batches_for(first_index) -> PyDataset of one epoch, validation PyDataset).
+    """
+    from data_sim.generator import SampleSource
+    from segnet.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
+
+    train, section = config.train, config.data_section
+    fractions = run.read_fractions()
+    if fractions is None:
+        print(f"measuring class fractions on {train.fraction_samples} tiles ...", flush=True)
+        fractions = measure_class_fractions(SampleSource(section, train.seed, split="fractions"),
+                                            train.fraction_samples)
+        run.write_fractions(fractions)
+    class_w, background_w = loss_weights(fractions, config.classes, train.max_weight_ratio)
+    validation = FixedBatches(SampleSource(section, train.seed, split="validation"),
+                              train.validation_samples, train.batch_size, class_w, background_w)
+    source = SampleSource(section, train.seed, split="train")
+
+    def batches_for(first_index):
+        return TileBatches(source, first_index=first_index, n_batches=train.steps_per_epoch,
+                           batch_size=train.batch_size, class_w=class_w, background_w=background_w,
+                           workers=train.data_workers)
+
+    return batches_for, validation
+
+
+def inpainting_data(config):
+    """Inpainting batches: tiles with their clean truth, masks of their contaminants plus borrowed ones."""
+    from data_sim.generator import SampleSource
+    from segnet.inpainting.data import FixedInpaintBatches, InpaintBatches
+
+    train, section = config.train, config.data_section
+    validation = FixedInpaintBatches(SampleSource(section, train.seed, split="validation", clean=True),
+                                     train.validation_samples, train.batch_size, config.inpaint)
+    source = SampleSource(section, train.seed, split="train", clean=True)
+
+    def batches_for(first_index):
+        return InpaintBatches(source, first_index=first_index, n_batches=train.steps_per_epoch,
+                              batch_size=train.batch_size, inpaint=config.inpaint, workers=train.data_workers)
+
+    return batches_for, validation
+
+
+def build_model(config):
+    """A new model for the run's task and its loss."""
+    m = config.model
+    sizes = dict(depth=m.depth, base_filters=m.base_filters, convs_per_level=m.convs_per_level,
+                 batch_norm=m.batch_norm, kernel_size=m.kernel_size)
+    if config.task == "inpaint":
+        from segnet.inpainting.network import MaskedMSE, build_inpainter
+        return build_inpainter(**sizes), MaskedMSE()
+    from segnet.losses import WeightedSigmoidCrossEntropy
+    from segnet.model import build_segnet
+    return build_segnet(class_names=config.classes, **sizes), WeightedSigmoidCrossEntropy()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -83,33 +142,20 @@ def main(argv=None) -> int:
     print(f"run folder: {run.path}", flush=True)
 
     import keras
-    from data_sim.generator import SampleSource
-    from segnet.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
     from segnet.distribute import distribution_scope
-    from segnet.losses import WeightedSigmoidCrossEntropy
-    from segnet.model import build_segnet
 
     keras.utils.set_random_seed(train.seed)
     if train.deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()
 
-    # --- Data: class fractions (measured once, kept with the run), loss weights, a fixed validation set.
-    section = config.data_section
-    fractions = run.read_fractions()
-    if fractions is None:
-        print(f"measuring class fractions on {train.fraction_samples} tiles ...", flush=True)
-        try:
-            fractions = measure_class_fractions(SampleSource(section, train.seed, split="fractions"),
-                                                train.fraction_samples)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        run.write_fractions(fractions)
-    class_w, background_w = loss_weights(fractions, config.classes, train.max_weight_ratio)
-    validation = FixedBatches(SampleSource(section, train.seed, split="validation"),
-                              train.validation_samples, train.batch_size, class_w, background_w)
-    source = SampleSource(section, train.seed, split="train")
+    # --- Data: batches fixed by their indices, a fixed validation set; the task decides what they hold.
+    try:
+        batches_for, validation = (inpainting_data(config) if config.task == "inpaint"
+                                   else segmentation_data(config, run))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     # --- Model: new, or the last checkpoint with its optimizer state.
     start_epoch = run.epochs_done
@@ -118,12 +164,8 @@ def main(argv=None) -> int:
             model = load_model(run.checkpoint)
             print(f"resuming after epoch {start_epoch} from {run.checkpoint}", flush=True)
         else:
-            model = build_segnet(class_names=config.classes, depth=config.model.depth,
-                                 base_filters=config.model.base_filters,
-                                 convs_per_level=config.model.convs_per_level,
-                                 batch_norm=config.model.batch_norm, kernel_size=config.model.kernel_size)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)),
-                          loss=WeightedSigmoidCrossEntropy(), jit_compile=False)
+            model, loss = build_model(config)
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)), loss=loss, jit_compile=False)
     callbacks = [] if args.quiet else [RunProgress(train.epochs)]
     if keras.backend.backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard")))
@@ -132,9 +174,7 @@ def main(argv=None) -> int:
     last_epoch = train.epochs if args.stop_after is None else min(train.epochs, start_epoch + args.stop_after)
     samples_per_epoch = train.steps_per_epoch * train.batch_size
     for epoch in range(start_epoch, last_epoch):
-        batches = TileBatches(source, first_index=epoch * samples_per_epoch, n_batches=train.steps_per_epoch,
-                              batch_size=train.batch_size, class_w=class_w, background_w=background_w,
-                              workers=train.data_workers)
+        batches = batches_for(epoch * samples_per_epoch)
         start = time.perf_counter()
         history = model.fit(batches, validation_data=validation, initial_epoch=epoch, epochs=epoch + 1,
                             callbacks=callbacks, verbose=0 if args.quiet else 1, shuffle=False)

@@ -11,6 +11,7 @@ worker processes gives the same samples in the same order.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import multiprocessing
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -35,6 +36,11 @@ class Sample:
     saturated : (ny, nx) bool, pixels that read the saturation level (to be ignored by losses).
     family : name of the camera/field family (or the real-frames family).
     header : FITS-ready cards describing the tile (camera, contaminants present, seed).
+    clean : only from a source made with ``clean=True``: the same tile without any contaminant
+        and with the same noise realisation (see ``simulate``), float32 ADU; else None.
+    clean_saturated : with ``clean``: its saturated pixels (a bad column over a saturated
+        star reads below saturation in ``image``, not in ``clean``).
+    stars : only with ``clean=True``, simulated tiles: every star of the scene; else None.
     """
 
     image: np.ndarray
@@ -43,6 +49,9 @@ class Sample:
     family: str
     classes: tuple[str, ...]
     header: dict = field(default_factory=dict)
+    clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the tile without contaminants (``clean=True``)
+    clean_saturated: np.ndarray | None = None  # (ny, nx) bool, saturated pixels of ``clean``
+    stars: np.ndarray | None = None   # (n, 3): y, x (px), flux (ADU, before vignetting); simulated tiles only
 
     def truth_of(self, name: str) -> np.ndarray:
         return self.truth[self.classes.index(name)]
@@ -80,11 +89,57 @@ def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, pr
     return image
 
 
+@dataclass
+class SimulatedTile:
+    """What ``simulate`` returns; ``clean`` and ``stars`` only when asked for."""
+
+    image: np.ndarray                 # (ny, nx) float32 ADU, contaminants injected
+    masks: dict                       # class name -> (ny, nx) bool truth
+    saturated: np.ndarray             # (ny, nx) bool
+    header: dict
+    clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the same tile without contaminants
+    clean_saturated: np.ndarray | None = None  # (ny, nx) bool
+    stars: np.ndarray | None = None   # (n, 3) float64: y, x (px), flux (ADU, before vignetting)
+
+
 def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True):
     """Simulate one tile of ``family_name``.
 
     Returns (image ADU float32, masks dict name -> bool, saturated bool, header dict).
     With ``noise=False`` the tile is noise-free and not digitised (for tests).
+    """
+    tile = simulate(config, family_name, rngs, noise=noise)
+    return tile.image, tile.masks, tile.saturated, tile.header
+
+
+def readout(electrons, camera, rng, *, noise: bool):
+    """Saturation (with bleeding on CCDs) then Poisson and read noise.
+
+    Returns (pre_noise, image, saturated) in e-: the saturated noise-free charge,
+    the read-out image and the pixels that read the saturation level.
+    """
+    pre_noise, saturated = saturate(electrons, camera.saturation_e, bleed=camera.detector == "ccd")
+    image = pre_noise
+    if noise:
+        image = add_noise(pre_noise, camera.read_noise, rng, saturated=saturated, level=camera.saturation_e)
+        # A pixel just under full well cannot read above it, whatever the noise says.
+        saturated = saturated | (image >= camera.saturation_e)
+        np.minimum(image, camera.saturation_e, out=image)
+    return pre_noise, image, saturated
+
+
+def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True,
+             clean: bool = False) -> SimulatedTile:
+    """Simulate one tile of ``family_name``; with ``clean=True`` also the tile without contaminants.
+
+    The clean tile is the same scene read out through the same detector with the
+    same noise realisation: its noise is drawn from a copy of the tile's noise
+    stream, so every pixel gets the same standard-normal deviate (the Gaussian
+    regime, >= 50 e-, see ``camera.add_noise``), and wherever the contaminants
+    left a pixel's charge unchanged the clean value is the contaminated one, bit
+    for bit (Poisson pixels included). Only pixels whose charge a contaminant
+    changed and that hold fewer than 50 e- get an independent Poisson draw.
+    Asking for it changes nothing in the contaminated tile.
     """
     family = config.families[family_name]
     shape = (config.tile, config.tile)
@@ -98,21 +153,22 @@ def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: boo
     present = draw_presence(config, family, rngs["presence"])
     masks: dict[str, np.ndarray] = {}
     image = photons
+    clean_e = None
     for stage, names in STAGES:
         if stage == "readout":
+            noise_state = copy.deepcopy(rngs["noise"]) if clean else None
             unsaturated = image
-            image, saturated = saturate(image, camera.saturation_e, bleed=camera.detector == "ccd")
+            pre_noise, image, saturated = readout(image, camera, rngs["noise"], noise=noise)
             bled = saturated & (unsaturated < camera.saturation_e)  # filled by bleeding, not over full well
-            if noise:
-                image = add_noise(image, camera.read_noise, rngs["noise"],
-                                  saturated=saturated, level=camera.saturation_e)
-                # A pixel just under full well cannot read above it, whatever the noise says.
-                saturated = saturated | (image >= camera.saturation_e)
-                np.minimum(image, camera.saturation_e, out=image)
+            if clean:
+                clean_pre, clean_e, clean_saturated = readout(photons, camera, noise_state, noise=noise)
+                same = clean_pre == pre_noise
+                clean_e[same] = image[same]
+                clean_saturated[same] = saturated[same]
         image = inject(image, frame, config, names, rngs, present, masks)
     masks["OBJ"] = significant(scene.objects, frame) | bled
-    adu = (to_adu(image, camera, background_e=scene.background) if noise
-           else _to_adu_exact(image, camera, scene.background))
+    digitise = ((lambda e: to_adu(e, camera, background_e=scene.background)) if noise
+                else (lambda e: _to_adu_exact(e, camera, scene.background)))
     header = {"FAMILY": (family_name, "camera and field family"), **camera.as_header(),
               "NSTARS": (scene.n_stars, "stars rendered (tile + PSF margin)"),
               "NGALAX": (scene.n_galaxies, "galaxies rendered"),
@@ -120,7 +176,11 @@ def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: boo
               "NOISE": (noise, "Poisson and read noise added")}
     for name in CONTAMINANTS:
         header[f"HAS_{name}"] = (present[name], f"{name} injected")
-    return adu, masks, saturated, header
+    tile = SimulatedTile(digitise(image), masks, saturated, header)
+    if clean:
+        tile.clean, tile.clean_saturated = digitise(clean_e), clean_saturated
+        tile.stars = scene.stars * np.array([1.0, 1.0, 1.0 / camera.gain])
+    return tile
 
 
 def _to_adu_exact(electrons, camera, background):
@@ -143,10 +203,13 @@ class SampleSource:
     """Deterministic source of samples: ``source[i]`` is sample ``i`` for this seed.
 
     Families (and the user's real frames, if configured) are drawn by weight.
+    With ``clean=True`` every sample also carries its tile without contaminants
+    (``Sample.clean``) and, for simulated tiles, its star list (``Sample.stars``).
     Picklable, so worker processes can rebuild samples from (seed, index) alone.
     """
 
-    def __init__(self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True):
+    def __init__(self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True,
+                 clean: bool = False):
         if split not in SPLITS:
             raise ValueError(f"split: unknown split {split!r} (known: {', '.join(SPLITS)})")
         self.section = section
@@ -155,6 +218,7 @@ class SampleSource:
         self.seed = int(seed)
         self.split = split
         self.noise = noise
+        self.clean = clean
         names = list(self.config.families)
         weights = [self.config.families[n].weight for n in names]
         if self.config.real_frames is not None:
@@ -180,13 +244,16 @@ class SampleSource:
         rngs = streams(self.seed, index, self.split)
         family = self.family_names[rngs["family"].choice(len(self.family_names), p=self.family_weights)]
         if self.config.real_frames is not None and family == self.config.real_frames.family:
-            image, masks, saturated, header = self.real_frames.sample(self.config, rngs, noise=self.noise)
+            tile = self.real_frames.sample(self.config, rngs, noise=self.noise)
         else:
-            image, masks, saturated, header = simulate_tile(self.config, family, rngs, noise=self.noise)
-        header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMSPLIT": (self.split, "data split"),
-                       "SIMINDEX": (int(index), "sample index")})
-        return Sample(image=image, truth=stack_truth(masks, self.classes, image.shape),
-                      saturated=saturated, family=family, classes=self.classes, header=header)
+            tile = simulate(self.config, family, rngs, noise=self.noise, clean=self.clean)
+        tile.header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMSPLIT": (self.split, "data split"),
+                            "SIMINDEX": (int(index), "sample index")})
+        return Sample(image=tile.image, truth=stack_truth(tile.masks, self.classes, tile.image.shape),
+                      saturated=tile.saturated, family=family, classes=self.classes, header=tile.header,
+                      clean=tile.clean if self.clean else None,
+                      clean_saturated=tile.clean_saturated if self.clean else None,
+                      stars=tile.stars if self.clean else None)
 
 
 def _make(source: SampleSource, index: int) -> Sample:
@@ -215,4 +282,5 @@ def iter_pairs(source: SampleSource, start: int, count: int, *, workers: int = 0
         yield sample.image.astype(np.float32), sample.truth.astype(np.float32)
 
 
-__all__ = ["Sample", "SampleSource", "iter_samples", "iter_pairs", "simulate_tile", "stack_truth"]
+__all__ = ["Sample", "SampleSource", "SimulatedTile", "iter_samples", "iter_pairs", "simulate", "simulate_tile",
+           "stack_truth"]

@@ -27,7 +27,7 @@ from segnet.normalize import normalize_image
 from .classes import CONTAMINANTS
 from .config import RealFramesConfig, SimConfig
 from .contaminants import STAGES, Frame
-from .generator import draw_presence, inject
+from .generator import SimulatedTile, draw_presence, inject
 
 
 class RealFrameError(ValueError):
@@ -102,7 +102,8 @@ class RealFrameSet:
     def sample(self, config: SimConfig, rngs: dict, *, noise: bool = True):
         """Inject contaminants into a random tile of a random frame.
 
-        Returns (image ADU float32, masks, saturated, header) like ``simulate_tile``.
+        Returns a ``SimulatedTile`` like ``generator.simulate``; its ``clean`` is the
+        frame's own tile before injection (ADU), its ``stars`` None (not known).
         """
         from photutils.segmentation import detect_sources  # heavy import, only here
 
@@ -145,4 +146,7 @@ class RealFrameSet:
                   "FWHM": (loaded.fwhm, "px"), "NOISE": (noise, "noise added to the injected charge")}
         for name in CONTAMINANTS:
             header[f"HAS_{name}"] = (present[name], f"{name} injected")
-        return (image / np.float32(loaded.gain)).astype(np.float32), masks, saturated, header
+        gain = np.float32(loaded.gain)
+        return SimulatedTile((image / gain).astype(np.float32), masks, saturated, header,
+                             clean=(np.minimum(clean, loaded.saturation_e) / gain).astype(np.float32),
+                             clean_saturated=clean >= loaded.saturation_e)

@@ -31,6 +31,8 @@ class Scene:
     n_stars: int
     n_galaxies: int
     crowded: bool
+    stars: np.ndarray | None = None  # (n_stars, 3) float64: y, x (px, tile frame, pixel centres at
+                                     # integers; may lie off the tile) and flux (e-, before vignetting)
 
     @property
     def photons(self) -> np.ndarray:
@@ -182,5 +184,6 @@ def render_scene(camera: Camera, family: FamilyConfig, shape, rng: np.random.Gen
 
     convolved = convolve_same(canvas, psf)[margin:margin + ny, margin:margin + nx]
     objects = np.clip(convolved, 0, None) * vignette
+    stars = np.column_stack([y_all - margin, x_all - margin, f_all])
     return Scene(background=background, nebula=nebula, objects=objects, psf=psf,
-                 n_stars=int(y_all.size), n_galaxies=int(n_gal), crowded=crowded)
+                 n_stars=int(y_all.size), n_galaxies=int(n_gal), crowded=crowded, stars=stars)

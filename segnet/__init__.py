@@ -9,6 +9,7 @@ Modules, one concept each:
   ``evaluation`` (test tiles, the LACosmic baseline), ``report`` (tables and plots);
 - prediction: ``normalize`` (background and noise, strip by strip), ``inference``
   (tiled, blended prediction), ``fits_io`` (inputs and CONTRACT.md outputs),
-  ``prediction`` (one file in, one mask file out).
+  ``prediction`` (one file in, one mask file out);
+- ``inpainting/``: the flagged pixels replaced (network, classical baselines, evaluation).
 Import them explicitly; this package imports nothing heavy on its own.
 """

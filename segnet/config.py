@@ -1,9 +1,10 @@
 """Typed run configuration: the whole YAML file of ``train.py``, validated on load.
 
 Sections: ``classes`` (names, CONTRACT order), ``data`` (the simulator, see
-``data_sim.config``), ``model`` (the SegNet), ``train`` (optimisation) and
-``distribute`` (scale-out on existing engines). Every error names the full key
-path and the value received.
+``data_sim.config``), ``model`` (the SegNet), ``train`` (optimisation),
+``distribute`` (scale-out on existing engines) and, for an inpainting run only,
+``inpaint`` (``segnet.inpainting.config``; ``model`` is then the inpainting
+network's). Every error names the full key path and the value received.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import yaml
 from data_sim.classes import CLASS_NAMES
 from data_sim.config import DataSection, SimConfig, parse_classes
 from data_sim.typed_config import ConfigError, load_dataclass, read_yaml, to_plain
+from segnet.inpainting.config import InpaintConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -85,9 +87,19 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
+    inpaint: InpaintConfig | None = None  # present: the run trains the inpainting network
 
     def validate(self, path: str):
         parse_classes(list(self.classes), "classes")
+        if self.inpaint is not None:
+            missing = [n for n in self.inpaint.replace if n not in self.classes]
+            if missing:
+                raise ConfigError(f"inpaint.replace: {missing[0]!r} is not in classes {list(self.classes)}")
+
+    @property
+    def task(self) -> str:
+        """``"inpaint"`` for an inpainting run, else ``"segment"``."""
+        return "segment" if self.inpaint is None else "inpaint"
 
     @property
     def data_section(self) -> DataSection:

@@ -162,6 +162,21 @@ def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tu
     return prob, flags
 
 
+def clean_header(plane: ImagePlane, replaced, identity: dict, inpaint_identity: dict) -> fits.Header:
+    """Header of a CLEAN HDU: which classes were replaced, by which models, the input's WCS and BUNIT."""
+    header = fits.Header()
+    header["EXTNAME"] = "CLEAN"
+    header["REPLACED"] = (",".join(replaced)[:68], "classes replaced where flagged")
+    header["NREPL"] = (0, "pixels replaced")  # counted when the plane is written
+    for key, value, comment in wcs_cards(plane.header):
+        header[key] = (value, comment)
+    if "BUNIT" in plane.header:
+        header["BUNIT"] = (plane.header["BUNIT"], plane.header.comments["BUNIT"])
+    for key, (value, comment) in {**identity, **inpaint_identity}.items():
+        header[key] = (value, comment)
+    return header
+
+
 def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.Header | None) -> fits.Header:
     """A complete header: the mandatory cards in FITS order, then ``cards``."""
     header = fits.Header([first])
@@ -180,16 +195,20 @@ def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.He
 
 
 def create_output(tmp: Path, planes: list[tuple[fits.Header, fits.Header, tuple[int, int]]],
-                  n_class: int, primary_cards: fits.Header) -> None:
+                  n_class: int, primary_cards: fits.Header, clean_headers: list[fits.Header] | None = None) -> None:
     """Write an output file whose PROB and FLAGS data are zeros, ready to be filled through a memory map.
 
     Only headers are written; the file is then extended to its final size (the
     data read as 0), so no array of the frame's size is ever built in memory.
+    With ``clean_headers`` (one per plane), each plane's FLAGS is followed by a
+    float32 CLEAN HDU of the image's shape.
     """
     blocks = [(_structural(("SIMPLE", True), 8, (), primary_cards), 0)]
-    for prob_header, flags_header, (ny, nx) in planes:
+    for k, (prob_header, flags_header, (ny, nx)) in enumerate(planes):
         blocks.append((_structural(("XTENSION", "IMAGE"), -32, (nx, ny, n_class), prob_header), 4 * nx * ny * n_class))
         blocks.append((_structural(("XTENSION", "IMAGE"), 32, (nx, ny), flags_header), 4 * nx * ny))
+        if clean_headers is not None:
+            blocks.append((_structural(("XTENSION", "IMAGE"), -32, (nx, ny), clean_headers[k]), 4 * nx * ny))
     with open(tmp, "wb") as f:
         for header, nbytes in blocks:
             f.write(header.tostring().encode("ascii"))
@@ -208,11 +227,15 @@ def compress_file(src: Path, dst: Path) -> None:
     within 5e-5 of the computed ones, and FLAGS were set from the computed ones.
     Lossless float compression was measured to *grow* a PROB cube (16.3 MB ->
     20.0 MB for a 700x650 frame), this quantisation shrinks it 2.3x.
+    CLEAN: GZIP_2, lossless (its unreplaced pixels must stay the input's, exactly).
     """
     with fits.open(src, memmap=True) as hdul:
         out = [fits.PrimaryHDU(header=hdul[0].header)]
         for hdu in hdul[1:]:
-            if hdu.header["BITPIX"] < 0:
+            if hdu.name == "CLEAN":
+                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
+                                           compression_type="GZIP_2", quantize_level=0.0)
+            elif hdu.header["BITPIX"] < 0:
                 packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
                                            compression_type="GZIP_2", quantize_level=-PROB_QUANTUM,
                                            quantize_method=-1)

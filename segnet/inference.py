@@ -105,33 +105,51 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
     """
-    ny, nx = image.shape
+    settings.check(model_multiple(model))  # before the (slow) grid
+    grid = BackgroundGrid(image, mask=mask)
+
+    def encode(ys, xs):
+        window = np.asarray(image[ys, xs], dtype=np.float32)
+        invalid = ~np.isfinite(window)
+        background, sigma = grid.window(ys, xs)
+        return to_network(window, background, sigma, invalid)[..., None], invalid
+
+    def decode(p, invalid, cy, cx):
+        p = np.where(invalid[cy, cx], 0.0, p)  # non-finite input: predicted 0 (the writer records them)
+        return p if transform is None else transform(p)
+
+    run_tiles(model, image.shape, out, encode=encode, decode=decode, settings=settings, progress=progress)
+
+
+def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSettings = TileSettings(),
+              progress=None) -> None:
+    """The tile loop that prediction and inpainting share: cut, run the model, blend into ``out``.
+
+    ``encode(ys, xs)`` returns the network input of the input window ``(ys, xs)``,
+    ``(h, w, c)`` float32, and a state for ``decode``; ``decode(p, state, cy, cx)``
+    turns the model's output over the tile's core, ``(k, hc, wc)`` (``cy, cx``: the
+    core within the window), into what is blended into ``out``, ``(k, ny, nx)``.
+    """
+    ny, nx = shape
     multiple = model_multiple(model)
     settings.check(multiple)
-    grid = BackgroundGrid(image, mask=mask)
     # Small frames: one tile of the frame's own (rounded-up) size, not a mostly empty full tile.
     tile_y = min(settings.tile, _round_up(ny, multiple))
     tile_x = min(settings.tile, _round_up(nx, multiple))
     jobs = plan_tiles((ny, nx), settings)
     for first in range(0, len(jobs), settings.batch_size):
         batch = jobs[first:first + settings.batch_size]
-        x = np.zeros((len(batch), tile_y, tile_x, 1), np.float32)
-        invalids = []
+        x, states = None, []
         for b, (r, c) in enumerate(batch):
-            ys, xs = slice(r.in0, r.in1), slice(c.in0, c.in1)
-            window = np.asarray(image[ys, xs], dtype=np.float32)
-            invalid = ~np.isfinite(window)
-            background, sigma = grid.window(ys, xs)
-            x[b, :window.shape[0], :window.shape[1], 0] = to_network(window, background, sigma, invalid)
-            invalids.append(invalid)
-        prob = np.asarray(model.predict_on_batch(x))
+            window, state = encode(slice(r.in0, r.in1), slice(c.in0, c.in1))
+            if x is None:
+                x = np.zeros((len(batch), tile_y, tile_x, window.shape[-1]), np.float32)
+            x[b, :window.shape[0], :window.shape[1]] = window
+            states.append(state)
+        result = np.asarray(model.predict_on_batch(x))
         for b, (r, c) in enumerate(batch):
             cy, cx = slice(r.core0 - r.in0, r.core1 - r.in0), slice(c.core0 - c.in0, c.core1 - c.in0)
-            p = np.moveaxis(prob[b, cy, cx, :], -1, 0)
-            bad = invalids[b][cy, cx]
-            p = np.where(bad, 0.0, p)  # non-finite input: predicted 0 (the writer records them)
-            if transform is not None:
-                p = transform(p)
+            p = decode(np.moveaxis(result[b, cy, cx, :], -1, 0), states[b], cy, cx)
             weight = np.outer(axis_weights(r, settings.blend), axis_weights(c, settings.blend))
             out[:, r.core0:r.core1, c.core0:c.core1] += (p * weight).astype(np.float32)
         if progress:

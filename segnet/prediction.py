@@ -4,6 +4,8 @@ A ``FramePredictor`` holds a loaded model with its class names, thresholds,
 training class fractions (for the prior adjustment) and identity; ``process``
 turns a FITS file into ``OUTDIR/<name>.mask.fits`` as CONTRACT.md says, or
 raises ``InputError`` with a one-line message that starts with the file name.
+Given an inpainting model, each image plane also gets a ``CLEAN`` HDU: the image
+with the pixels flagged in the chosen classes replaced (``segnet.inpainting``).
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import yaml
 from astropy.io import fits
 
 from data_sim.atomic import atomic_path
-from segnet.fits_io import (InputError, compress_file, create_output, open_input, output_headers, output_stem,
-                            release_pages, select_planes)
+from segnet.fits_io import (InputError, clean_header, compress_file, create_output, open_input, output_headers,
+                            output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, predict_frame
 from segnet.metrics import adjust_priors
 
@@ -50,15 +52,21 @@ class PredictOptions:
 
 class FramePredictor:
     def __init__(self, model_path: Path, folder: Path, *, thresholds_file: Path | None = None,
-                 priors_file: Path | None = None):
-        from segnet.model import model_class_names
+                 priors_file: Path | None = None, inpaint_model: Path | None = None, inpaint_classes=None):
+        from segnet.model import fold_batch_norm, model_class_names
         from segnet.run_folder import load_model, software_version
 
         self.model_path = Path(model_path)
-        self.model = load_model(self.model_path)
+        # Batch normalisation folded into the convolutions: same output, less memory traffic.
+        self.model = fold_batch_norm(load_model(self.model_path))
         self.classes = tuple(model_class_names(self.model))
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         self.priors = self._priors(folder, priors_file) if priors_file else None
+        self.inpainter, self.replaced = None, ()
+        if inpaint_model is not None:
+            from segnet.inpainting.apply import Inpainter
+            self.replaced = self._replaced(inpaint_classes)
+            self.inpainter = Inpainter(inpaint_model)
         digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
         self.identity = {
             "MODEL": (f"{self.model_path.parent.name}/{self.model_path.name}"[-68:], "trained model"),
@@ -92,6 +100,20 @@ class FramePredictor:
             sources.append(path.name)
         return thresholds, " + ".join(sources[1:]) if len(sources) > 1 else sources[0]
 
+    def _replaced(self, names) -> tuple[str, ...]:
+        """Classes whose flagged pixels CLEAN replaces, in the model's order; default every contaminant."""
+        if names is None:
+            return tuple(c for c in self.classes if c != "OBJ")
+        unknown = [n for n in names if n not in self.classes]
+        if unknown:
+            raise ValueError(f"--inpaint-classes: unknown class {unknown[0]!r} (the model predicts "
+                             f"{list(self.classes)})")
+        if "OBJ" in names:
+            raise ValueError("--inpaint-classes: OBJ is not a contaminant; objects are never replaced")
+        if not names:
+            raise ValueError("--inpaint-classes: name at least one class")
+        return tuple(c for c in self.classes if c in names)
+
     def _priors(self, folder: Path, priors_file: Path):
         wanted = read_mapping(priors_file, "--priors")
         unknown = [k for k in wanted if k not in self.classes]
@@ -120,7 +142,8 @@ class FramePredictor:
         try:
             with open_input(path) as hdul:
                 planes = select_planes(path, hdul, options.hdu, options.all_hdus)
-                return sum(count_tiles(p.shape, options.settings) for p in planes)
+                passes = 2 if self.inpainter else 1  # the inpainting network runs over the same tiles
+                return passes * sum(count_tiles(p.shape, options.settings) for p in planes)
         except InputError:
             return 0
 
@@ -197,13 +220,20 @@ class FramePredictor:
                 if self.priors:
                     h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
             headers.append((prob, flags, plane.shape))
-        create_output(tmp, headers, len(self.classes), primary)
+        cleans = None
+        if self.inpainter:
+            cleans = [clean_header(plane, self.replaced, self.identity, self.inpainter.identity) for plane in planes]
+            for h, plane in zip(cleans, planes):
+                h["INHDU"] = (plane.index, "input HDU index")
+                h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
+        create_output(tmp, headers, len(self.classes), primary, cleans)
+        per_plane = 3 if self.inpainter else 2
         thresholds = np.array([self.thresholds[c] for c in self.classes], np.float32)[:, None, None]
         bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
         with fits.open(tmp, mode="update", memmap=True) as out:
             for k, plane in enumerate(planes):
                 n_bad, mask = self._scan(path, plane, options)
-                prob_hdu, flags_hdu = out[1 + 2 * k], out[2 + 2 * k]
+                prob_hdu, flags_hdu = out[1 + per_plane * k], out[2 + per_plane * k]
                 prob_hdu.header["NNONFIN"] = flags_hdu.header["NNONFIN"] = n_bad
                 prob, flags = prob_hdu.data, flags_hdu.data
 
@@ -219,3 +249,22 @@ class FramePredictor:
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
                     flags[y:y + STRIP] = ((p >= thresholds) * bits).sum(axis=0)
                     release_pages(prob)
+                if self.inpainter:
+                    self._inpaint(plane, flags, out[3 + per_plane * k], mask, options, progress)
+
+    def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
+        """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""
+        chosen = sum(2 ** k for k, c in enumerate(self.classes) if c in self.replaced)
+        replace = np.empty(plane.shape, bool)
+        for y in range(0, plane.shape[0], STRIP):
+            replace[y:y + STRIP] = (flags[y:y + STRIP] & chosen) != 0
+        clean_hdu.header["NREPL"] = int(replace.sum())
+        clean = clean_hdu.data
+
+        def batch_done(n_tiles):
+            release_pages(clean)
+            if progress:
+                progress(n_tiles)
+
+        self.inpainter.frame(plane.data, replace, clean, settings=options.settings, mask=mask, progress=batch_done)
+        release_pages(clean)

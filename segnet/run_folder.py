@@ -3,7 +3,7 @@
     runs/<config>-<YYYYmmdd-HHMMSS>/
         config.yaml            resolved config (every default filled in)
         classes.yaml           output class names, in channel order
-        class_fractions.yaml   measured pixel fractions (loss weights come from them)
+        class_fractions.yaml   measured pixel fractions (loss weights come from them; not for inpainting runs)
         code_version.yaml      git commit, dirty flag, library versions, Keras backend
         history.csv            one row per epoch: loss, val_loss, learning rate, seconds
         state.yaml             epochs completed (what --resume continues from)
@@ -151,12 +151,23 @@ class RunFolder:
             model.save(tmp)
 
 
-def latest_run(root: str | Path = RUNS_DIR) -> Path | None:
-    """The most recently modified run folder under ``root`` that holds a model or a checkpoint."""
+def run_task(folder: str | Path) -> str:
+    """``"inpaint"`` if the folder's config.yaml has an ``inpaint:`` section, else ``"segment"``."""
+    path = Path(folder) / "config.yaml"
+    try:
+        mapping = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError:
+        mapping = None
+    return "inpaint" if isinstance(mapping, dict) and mapping.get("inpaint") is not None else "segment"
+
+
+def latest_run(root: str | Path = RUNS_DIR, *, task: str = "segment") -> Path | None:
+    """The most recently modified run folder of ``task`` under ``root`` that holds a model or a checkpoint."""
     root = Path(root)
     if not root.is_dir():
         return None
-    runs = [p for p in root.iterdir() if (p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()]
+    runs = [p for p in root.iterdir()
+            if ((p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()) and run_task(p) == task]
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
@@ -170,8 +181,8 @@ class NoModelError(FileNotFoundError):
 def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
     """Find a trained model: (the .keras file, the folder whose files describe it).
 
-    ``where`` is a run folder, a ``.keras`` file, or None: the latest run under
-    ``runs/``, else the shipped default model ``models/default``.
+    ``where`` is a run folder, a ``.keras`` file, or None: the latest segmentation
+    run under ``runs/``, else the shipped default model ``models/default``.
     """
     if where is None:
         folder = latest_run() or (DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "model.keras").is_file() else None)
@@ -194,6 +205,7 @@ def load_model(path: str | Path):
     """Load a .keras model with the project's layers and loss registered."""
     import keras
 
+    import segnet.inpainting.network  # noqa: F401  (registers the inpainting loss)
     import segnet.layers  # noqa: F401  (registers the custom layers)
     import segnet.losses  # noqa: F401  (registers the loss)
 

@@ -1,0 +1,62 @@
+"""Inpainting masks for training: a tile's own contaminants plus a mask borrowed from another tile.
+
+The true masks tell the network what to remove, but they sit only where
+contaminants fell; as in deepCR, masks borrowed from other frames are laid over
+clean sky and objects too, so the network also learns to rebuild stars and
+galaxies under a hit (there the truth is just the pixel's own clean value).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from data_sim.generator import SPLITS, Sample
+
+__all__ = ["replace_mask", "borrowed_mask", "training_mask", "mask_rng"]
+
+BORROW_STREAM = 1  # a 4th seed word: never one of the simulator's (seed, split, index) streams
+
+
+def replace_mask(sample: Sample, classes) -> np.ndarray:
+    """(ny, nx) bool: pixels in any of ``classes`` (names) of the sample's truth."""
+    mask = np.zeros(sample.image.shape, bool)
+    for name in classes:
+        mask |= sample.truth_of(name)
+    return mask
+
+
+def mask_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of sample ``index``'s borrowed mask: a function of (seed, split, index) only."""
+    return np.random.default_rng([int(seed), SPLITS[split], int(index), BORROW_STREAM])
+
+
+def borrowed_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another tile's mask, moved: a random rotation by a multiple of 90 degrees, flip and cyclic shift.
+
+    Parameters
+    ----------
+    mask : (n, n) bool (square, so a rotation keeps the shape).
+    rng : numpy Generator.
+
+    Returns
+    -------
+    (n, n) bool, a new array.
+    """
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"`mask` must be square 2-D, got shape {mask.shape}")
+    moved = np.rot90(mask, int(rng.integers(4)))
+    if rng.random() < 0.5:
+        moved = moved[:, ::-1]
+    return np.roll(moved, (int(rng.integers(mask.shape[0])), int(rng.integers(mask.shape[1]))), axis=(0, 1)).copy()
+
+
+def training_mask(own: np.ndarray, other: np.ndarray, rng: np.random.Generator, *, borrow_probability: float,
+                  borrow_max_fraction: float) -> np.ndarray:
+    """The tile's own replace mask, plus (with ``borrow_probability``) ``other`` moved over it.
+
+    A borrowed mask covering more than ``borrow_max_fraction`` of the tile (a
+    fringe field, a wide trail) is not used: it would leave little to learn from.
+    The draws happen whatever the outcome, so the stream's use never depends on the data.
+    """
+    moved = borrowed_mask(other, rng)
+    use = rng.random() < borrow_probability and moved.mean() <= borrow_max_fraction
+    return own | moved if use else own.copy()

@@ -1,0 +1,136 @@
+"""predict.py --inpaint: the CLEAN HDU, its header, exact copies of unflagged pixels, options and errors."""
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+
+import predict
+from data_sim.classes import CLASS_NAMES
+from segnet.inference import TileSettings, predict_frame
+from segnet.inpainting.network import build_inpainter
+from segnet.model import build_segnet
+
+SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
+WCS = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 20.0, "CRPIX2": 30.0, "CRVAL1": 83.82,
+       "CRVAL2": -5.39, "CD1_1": -7e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 7e-5}
+
+
+def frame(shape=(90, 77), seed=0):
+    rng = np.random.default_rng(seed)
+    image = 300 + 6 * rng.standard_normal(shape)
+    image[rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)] += rng.uniform(50, 2000, 40)
+    return image.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An (untrained) SegNet with an inpainter beside it, as models/default ships them.
+
+    Thresholds: CR at the median of its probabilities on ``frame()`` (about half the pixels
+    flagged), HPX at its 90th percentile, every other class never flagged.
+    """
+    keras.utils.set_random_seed(1)
+    folder = tmp_path_factory.mktemp("model")
+    seg = build_segnet(class_names=CLASS_NAMES, depth=2, base_filters=4, convs_per_level=1)
+    seg.save(folder / "model.keras")
+    prob = np.zeros((len(CLASS_NAMES), 90, 77), np.float32)
+    predict_frame(seg, frame(), prob, settings=TileSettings(64, 16, 8, 4))
+    thresholds = {c: 1.0 for c in CLASS_NAMES}
+    thresholds["CR"] = float(np.median(prob[0]))
+    thresholds["HPX"] = float(np.percentile(prob[4], 90))
+    (folder / "thresholds.yaml").write_text(yaml.safe_dump(thresholds))
+    (folder / "inpaint").mkdir()
+    build_inpainter(depth=2, base_filters=4, convs_per_level=1).save(folder / "inpaint" / "model.keras")
+    return folder
+
+
+def write(path, data, header=None):
+    fits.PrimaryHDU(data, header=fits.Header(header or {})).writeto(path)
+    return path
+
+
+def run(model_dir, *args):
+    return predict.main([*map(str, args), "--model", str(model_dir), *SMALL])
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def bits(*names):
+    return sum(2 ** CLASS_NAMES.index(n) for n in names)
+
+
+def test_inpaint_adds_a_clean_hdu_that_changes_only_flagged_pixels(model_dir, tmp_path):
+    image = frame()
+    image[3, 4] = np.nan
+    src = write(tmp_path / "night.fits", image, {**WCS, "BUNIT": "adu"})
+    before = digest(src)
+    assert run(model_dir, src, "-o", tmp_path / "out", "--inpaint") == 0
+    assert digest(src) == before
+    with fits.open(tmp_path / "out" / "night.mask.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "PROB", "FLAGS", "CLEAN"]
+        clean, flags = hdul["CLEAN"], hdul["FLAGS"].data
+        assert clean.data.dtype == np.dtype(">f4") and clean.data.shape == image.shape
+        header = clean.header
+        assert header["REPLACED"] == "CR,HCL,BCL,BLN,HPX,BPX,PER,TRL,FRG" and header["BUNIT"] == "adu"
+        for key, value in WCS.items():
+            assert header[key] == value
+        assert {"INPMODEL", "INPMSHA", "MODEL", "MODELSHA", "SWVERSN"} <= set(header)
+        assert header["INPMODEL"] == "inpaint/model.keras"
+        replaced = (flags & bits(*CLASS_NAMES[:-1])) != 0
+        assert header["NREPL"] == replaced.sum() and 0 < replaced.mean() < 0.9
+        data = clean.data.astype(np.float32)
+        np.testing.assert_array_equal(data[~replaced], image[~replaced])  # bit for bit (NaN stays NaN)
+        assert np.isnan(data[3, 4]) and np.isfinite(data[replaced]).all()
+        assert not np.array_equal(data[replaced], image[replaced])
+
+
+def test_inpaint_classes_choose_what_is_replaced(model_dir, tmp_path):
+    image = frame(seed=2)
+    src = write(tmp_path / "hot.fits", image)
+    assert run(model_dir, src, "-o", tmp_path, "--inpaint-classes", "HPX") == 0  # implies --inpaint
+    with fits.open(tmp_path / "hot.mask.fits") as hdul:
+        assert hdul["CLEAN"].header["REPLACED"] == "HPX"
+        replaced = (hdul["FLAGS"].data & bits("HPX")) != 0
+        cr_only = ((hdul["FLAGS"].data & bits("CR")) != 0) & ~replaced
+        assert cr_only.any() and replaced.any()
+        data = hdul["CLEAN"].data.astype(np.float32)
+        np.testing.assert_array_equal(data[~replaced], image[~replaced])
+
+
+def test_every_hdu_gets_its_clean_and_compression_keeps_it_exact(model_dir, tmp_path):
+    hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(frame(seed=1), name="CCD1"),
+                         fits.ImageHDU(frame((40, 60), seed=2), name="CCD2")])
+    hdul.writeto(tmp_path / "mef.fits")
+    assert run(model_dir, tmp_path / "mef.fits", "-o", tmp_path / "all", "--all-hdus", "--inpaint") == 0
+    assert run(model_dir, tmp_path / "mef.fits", "-o", tmp_path / "packed", "--all-hdus", "--inpaint",
+               "--compress") == 0
+    with fits.open(tmp_path / "all" / "mef.mask.fits") as out, \
+            fits.open(tmp_path / "packed" / "mef.mask.fits") as packed:
+        assert [h.name for h in out] == ["PRIMARY", "PROB", "FLAGS", "CLEAN", "PROB", "FLAGS", "CLEAN"]
+        assert out[6].data.shape == (40, 60) and out[6].header["INEXTNAM"] == "CCD2"
+        assert out[3].header["INEXTNAM"] == "CCD1"
+        for k in (3, 6):
+            np.testing.assert_array_equal(packed[k].data, out[k].data)  # lossless
+
+
+def test_a_missing_inpainting_model_is_named(model_dir, tmp_path, capsys):
+    src = write(tmp_path / "f.fits", frame())
+    missing = tmp_path / "nowhere"
+    assert run(model_dir, src, "-o", tmp_path / "out", "--inpaint-model", missing) == 2
+    err = capsys.readouterr().err
+    assert f"--inpaint: {missing}: no inpainting model there (no such folder)" in err
+    assert not (tmp_path / "out" / "f.mask.fits").exists()
+
+
+@pytest.mark.parametrize("names,message", [("CR,XYZ", "unknown class 'XYZ'"),
+                                           ("OBJ", "OBJ is not a contaminant")])
+def test_bad_inpaint_classes_stop_before_any_file(model_dir, tmp_path, capsys, names, message):
+    src = write(tmp_path / "f.fits", frame())
+    assert run(model_dir, src, "-o", tmp_path / "out", "--inpaint-classes", names) == 2
+    assert f"--inpaint-classes: {message}" in capsys.readouterr().err
