@@ -638,7 +638,8 @@ class Report:
             parts.append(f"### {name} ({pos:,} positive pixels of {pix:,})\n\n"
                          + markdown_table("tool", CLASS_COLUMNS, rows, thresholds))
         if self.flagged:
-            names = [c for c in CLASS_ORDER if any(c in row for row in self.flagged.values())]
+            from data_sim.classes import CLASS_NAMES
+            names = [c for c in CLASS_NAMES if any(c in row for row in self.flagged.values())]
             percent = {c: (lambda _, v: "–" if v is None else f"{100 * v:.3f}") for c in names}
             parts.append("### Flagged on the FITS frames at default thresholds (% of valid pixels)\n\n"
                          + markdown_table("tool", names, self.flagged, percent))
@@ -663,19 +664,13 @@ class Report:
                 writer.writerows(["speed", "", tool, m, row[m]] for m in SPEED_COLUMNS)
 
 
-CLASS_ORDER = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ")
-
-
 def plot_roc(metrics: dict, results: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from data_sim.classes import CLASS_NAMES
+    from segnet.figures import class_panels, close, roc_axis
 
-    names = [c for c in CLASS_ORDER if any(c in m.class_names for m in metrics.values())]
-    cols = min(len(names), 5)
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), names):
+    names = [c for c in CLASS_NAMES if any(c in m.class_names for m in metrics.values())]
+    fig, axes = class_panels(names)
+    for name, ax in axes.items():
         for key, m in metrics.items():
             if name not in m.class_names:
                 continue
@@ -685,20 +680,13 @@ def plot_roc(metrics: dict, results: dict, path: Path) -> None:
             line, = ax.plot(s.fpr, s.tpr, lw=1.5 if key == "ours" else 1.0, label=f"{TOOLS[key].name} ({s.auc():.3f})")
             i = threshold_index(s, results[key]["thresholds"][name])
             ax.plot(s.fpr[i], s.tpr[i], "o", ms=4, color=line.get_color())
-        ax.set_xscale("log")
-        ax.set_xlim(1e-6, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_title(name)
-        ax.set_xlabel("false-positive rate")
-        ax.set_ylabel("true-positive rate")
+        roc_axis(ax, name)
         if ax.get_lines():
             ax.legend(fontsize=6, loc="lower right")
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
     fig.suptitle("ROC per class (dot: the tool's default threshold)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    close(fig)
 
 
 def parse_args(argv):
@@ -803,7 +791,8 @@ def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
     first = {key: runs[0] for key, runs in results.items()}
     metrics = {key: class_metrics(key, r, records, data_classes, workdir) for key, r in first.items()}
     classes, positives = {}, {}
-    for name in CLASS_ORDER:
+    from data_sim.classes import CLASS_NAMES
+    for name in CLASS_NAMES:
         rows = {}
         for key, m in metrics.items():
             if name in m.class_names:

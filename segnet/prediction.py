@@ -210,22 +210,21 @@ class FramePredictor:
         primary["INFILE"] = (path.name[-68:], "input file")
         for key, (value, comment) in self.identity.items():
             primary[key] = (value, comment)
-        headers = []
+        headers, cleans = [], ([] if self.inpainter else None)
         for plane in planes:
             prob, flags = output_headers(plane, self.classes, self.thresholds, self.identity)
-            for h in (prob, flags):
+            outputs = [prob, flags]
+            if self.inpainter:
+                outputs.append(clean_header(plane, self.replaced, self.identity, self.inpainter.identity))
+                cleans.append(outputs[-1])
+            for h in outputs:
                 h["INHDU"] = (plane.index, "input HDU index")
                 h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
+            for h in (prob, flags):
                 h["NNONFIN"] = (0, "non-finite input pixels (predicted 0)")  # counted below
                 if self.priors:
                     h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
             headers.append((prob, flags, plane.shape))
-        cleans = None
-        if self.inpainter:
-            cleans = [clean_header(plane, self.replaced, self.identity, self.inpainter.identity) for plane in planes]
-            for h, plane in zip(cleans, planes):
-                h["INHDU"] = (plane.index, "input HDU index")
-                h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
         create_output(tmp, headers, len(self.classes), primary, cleans)
         per_plane = 3 if self.inpainter else 2
         thresholds = np.array([self.thresholds[c] for c in self.classes], np.float32)[:, None, None]

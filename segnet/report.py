@@ -15,6 +15,7 @@ import yaml
 
 from data_sim.classes import COLOURS
 from segnet.evaluation import ALL, EvaluationResult
+from segnet.figures import class_panels, close, roc_axis
 from segnet.metrics import FPR_POINTS
 
 COLUMNS = (["AUC"] + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
@@ -23,12 +24,14 @@ COLUMNS = (["AUC"] + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f
 
 def result_rows(result: EvaluationResult) -> dict:
     """{class: {sample: {metric: value}}}, sample = "all" then each family, plus astroscrappy for CR."""
+    chosen = thresholds(result)
     table = {}
     for name in result.class_names:
-        table[name] = {sample: dict(result.metrics[sample].summary(name).rows())
-                       for sample in [ALL] + result.families}
-        for sample, row in table[name].items():  # the MCC a user gets with the shipped threshold
-            row["MCC at threshold"] = result.metrics[sample].summary(name).mcc_at(thresholds(result)[name])
+        table[name] = {}
+        for sample in [ALL] + result.families:
+            summary = result.metrics[sample].summary(name)
+            # "MCC at threshold": the MCC a user gets with the shipped threshold.
+            table[name][sample] = {**dict(summary.rows()), "MCC at threshold": summary.mcc_at(chosen[name])}
     if result.baseline is not None and "CR" in table:
         b = result.baseline
         row = {f"TPR@{f * 100:g}%FPR": v for f, v in b["tpr_at_fpr"].items()}
@@ -101,19 +104,9 @@ def write_thresholds(result: EvaluationResult, path: Path) -> None:
     path.write_text(header + yaml.safe_dump(thresholds(result), sort_keys=False))
 
 
-def _grid(n):
-    cols = min(n, 5)
-    return math.ceil(n / cols), cols
-
-
 def plot_roc(result: EvaluationResult, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = _grid(len(result.class_names))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), result.class_names):
+    fig, axes = class_panels(result.class_names)
+    for name, ax in axes.items():
         for sample in result.families:
             s = result.metrics[sample].summary(name)
             if s.n_pos and s.n_neg:
@@ -124,30 +117,18 @@ def plot_roc(result: EvaluationResult, path: Path) -> None:
         if name == "CR" and result.baseline is not None:
             b = result.baseline
             ax.plot(b["fpr"], b["tpr"], "k^--", ms=4, lw=0.8, label="astroscrappy")
-        ax.set_xscale("log")
-        ax.set_xlim(1e-6, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_title(name)
-        ax.set_xlabel("false-positive rate")
-        ax.set_ylabel("true-positive rate")
+        roc_axis(ax, name)
         for f in FPR_POINTS:
             ax.axvline(f, color="0.8", lw=0.5)
         ax.legend(fontsize=6, loc="lower right")
-    for ax in axes.ravel()[len(result.class_names):]:
-        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    close(fig)
 
 
 def plot_reliability(result: EvaluationResult, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = _grid(len(result.class_names))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.1 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), result.class_names):
+    fig, axes = class_panels(result.class_names, panel=(3.2, 3.1))
+    for name, ax in axes.items():
         s = result.metrics[ALL].summary(name)
         conf, freq, count = s.reliability(20)
         ok = count > 0
@@ -158,8 +139,6 @@ def plot_reliability(result: EvaluationResult, path: Path) -> None:
         ax.set_ylabel("observed frequency")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    for ax in axes.ravel()[len(result.class_names):]:
-        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    close(fig)

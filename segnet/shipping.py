@@ -76,16 +76,18 @@ def _metric_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def model_card(run: Path, dest: Path, *, hardware: str, notes: str) -> str:
-    """The card's text, from the files already in ``dest``."""
+def folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> str:
+    """The card's text, from ``model`` and the files already in ``dest``."""
     from segnet.model import count_flops_per_pixel
-    from segnet.run_folder import load_model
 
     config = yaml.safe_load((dest / "config.yaml").read_text())
     history = read_history(dest / "history.csv")
     metrics = json.loads((dest / "evaluation" / "metrics.json").read_text())
     fractions = yaml.safe_load((dest / "class_fractions.yaml").read_text())
-    model = load_model(dest / "model.keras")
     train, arch, data = config["train"], config["model"], config["data"]
     steps = len(history) * train["steps_per_epoch"]
     hours = sum(row["seconds"] for row in history) / 3600
@@ -170,8 +172,8 @@ def ship(run: Path, dest: Path, *, hardware: str, notes: str = "", overwrite: bo
         shutil.copyfile(folder / "evaluation" / name, dest / "evaluation" / name)
     plot_history(read_history(dest / "history.csv"), dest / "training_curve.png")
     card = dest / "MODEL_CARD.md"
-    card.write_text(model_card(run, dest, hardware=hardware, notes=notes))
-    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) / 2**20
+    card.write_text(model_card(run, dest, model, hardware=hardware, notes=notes))
+    size = folder_mb(dest)
     if size > MAX_MB:
         raise ShippingError(f"{dest}: {size:.1f} MB, over the {MAX_MB:g} MB a shipped model may take")
     return card
@@ -205,8 +207,7 @@ def main(argv=None) -> int:
     except (ShippingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file()) / 2**20
-    print(f"wrote {args.dest}/ ({size:.1f} MB); model card {card}")
+    print(f"wrote {args.dest}/ ({folder_mb(args.dest):.1f} MB); model card {card}")
     return 0
 
 

@@ -28,17 +28,16 @@ def resolve_inpaint_model(where: str | Path) -> Path:
 
     Raises ``run_folder.NoModelError`` naming the path and how to get one.
     """
-    from segnet.run_folder import NoModelError
+    from segnet.run_folder import NoModelError, resolve_model
 
     where = Path(where)
+    try:
+        return resolve_model(where)[0]  # a .keras file, or a folder's model.keras or last checkpoint
+    except NoModelError:
+        pass
     hint = ("; train one with 'python train.py --config inpaint.yaml' and pass --inpaint-model runs/<run>")
     if where.suffix == ".keras":
-        if where.is_file():
-            return where
         raise NoModelError(f"{where}: no such inpainting model file{hint}")
-    for candidate in (where / "model.keras", where / "checkpoints" / "last.keras"):
-        if candidate.is_file():
-            return candidate
     what = "holds no model.keras nor checkpoints/last.keras" if where.is_dir() else "no such folder"
     raise NoModelError(f"{where}: no inpainting model there ({what}){hint}")
 
