@@ -19,10 +19,10 @@ from data_sim.typed_config import ConfigError
 from segnet.config import load_run_config
 from segnet.inpainting.apply import Inpainter, compose, resolve_inpaint_model
 from segnet.inpainting.baselines import biharmonic, masked_median
-from segnet.inpainting.data import decode, encode, make_batch, normalisation, target
+from segnet.inpainting.data import decode, encode, make_batch, normalisation, scale, target
 from segnet.inpainting.evaluation import evaluate_inpainting
 from segnet.inpainting.masks import borrowed_mask, mask_rng, replace_mask, training_mask
-from segnet.inpainting.network import MaskedMSE, build_inpainter
+from segnet.inpainting.network import INPUT_CHANNELS, MaskedMSE, build_inpainter
 from segnet.run_folder import NoModelError, latest_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,13 +160,14 @@ def test_batches_fill_the_masked_pixels_and_target_the_clean_tile():
     samples = [source[0], source[1]]
     masks = [replace_mask(s, ("CR",)) for s in samples]
     x, y = make_batch(samples, masks)
-    assert x.shape == (2, 48, 48, 2) and y.shape == (2, 48, 48, 2) and x.dtype == y.dtype == np.float32
+    assert x.shape == (2, 48, 48, 3) and y.shape == (2, 48, 48, 2) and x.dtype == y.dtype == np.float32
     for k, (sample, mask) in enumerate(zip(samples, masks)):
         assert mask.any()
         background, sigma = normalisation(sample.image, mask, sample.saturated)
         fill = (biharmonic(sample.image, mask) - background) / sigma
         np.testing.assert_allclose(x[k, ..., 0], np.arcsinh(fill), rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(x[k, ..., 1], mask)
+        np.testing.assert_allclose(x[k, ..., 1] * scale(fill), fill, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(x[k, ..., 2], mask)
         assert np.all(y[k, ..., 1][~mask] == 0) and y[k, ..., 1][mask].sum() > 0
         used = y[k, ..., 1] > 0
         np.testing.assert_allclose(decode(y[k, ..., 0], background, sigma, fill)[used], sample.clean[used],
@@ -182,7 +183,7 @@ def test_encode_target_decode_round_trip_and_the_unit_of_the_correction():
     hole[3, 3] = True
     background, sigma = normalisation(image, hole)
     x, fill = encode(image, hole, background, sigma)
-    assert x[3, 3, 1] == 1 and x[7, 8, 1] == 1 and x[:, :, 1].sum() == 2  # non-finite pixels are holes too
+    assert x[3, 3, 2] == 1 and x[7, 8, 2] == 1 and x[:, :, 2].sum() == 2  # non-finite pixels are holes too
     assert np.isfinite(x).all() and abs(fill[3, 3]) < 5  # the sky around it
     clean = image.copy()
     clean[3, 3] = 130.0
@@ -221,7 +222,7 @@ def inpainter_file(tmp_path_factory):
 
 def test_network_takes_any_size_and_round_trips_through_a_keras_file(inpainter_file):
     inpainter = Inpainter(inpainter_file)
-    x = np.random.default_rng(3).normal(size=(1, 37, 53, 2)).astype(np.float32)
+    x = np.random.default_rng(3).normal(size=(1, 37, 53, len(INPUT_CHANNELS))).astype(np.float32)
     out = inpainter.model.predict(x, verbose=0)
     assert out.shape == (1, 37, 53, 1)
     again = keras.models.load_model(inpainter_file)

@@ -14,7 +14,7 @@ star core do not drown the sky in the loss, but only as its square root, so a
 bright star is still rebuilt to a small fraction of its noise. It comes from the
 input, never from the (noisy) truth, so the loss is minimised by the mean of the
 truth and fluxes come out unbiased. What the network sees is ``asinh(f)`` (the
-SegNet's compression, ``segnet.dataset.to_network``) and the mask.
+SegNet's compression, ``segnet.dataset.to_network``), ``f / s`` and the mask.
 
 Measured on the way there (same data, similar budgets): predicting ``asinh`` of
 the clean pixel from a zero-filled hole beat both baselines on MSE halfway through
@@ -55,11 +55,14 @@ def normalisation(image, unknown, saturated=None, *, box: int = 64):
 
 
 def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray]:
-    """The network's input ``(ny, nx, 2)`` float32 and the normalised fill ``f`` ``(ny, nx)`` float32.
+    """The network's input ``(ny, nx, 3)`` float32 and the normalised fill ``f`` ``(ny, nx)`` float32.
 
     Holes are the pixels to replace plus the non-finite ones; they are filled by the
-    biharmonic fill (the background where no pixel is known). Channel 0 is
-    ``asinh(f)``, channel 1 is 1 on holes.
+    biharmonic fill (the background where no pixel is known). The channels
+    (``network.INPUT_CHANNELS``): ``asinh(f)``, the whole dynamic range; ``f / scale(f)``,
+    the fill in the unit of the correction, which keeps a star's profile linear (in
+    ``asinh`` a 1-sigma step on a 1000-sigma core is 1e-3, too fine to correct it to
+    its noise); 1 on holes.
     """
     image = np.asarray(image, np.float32)
     holes = np.asarray(unknown, bool) | ~np.isfinite(image)
@@ -67,7 +70,7 @@ def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray]:
         fill = np.zeros(image.shape, np.float32)
     else:
         fill = ((biharmonic(image, holes) - background) / sigma).astype(np.float32)
-    x = np.stack([np.arcsinh(fill), holes.astype(np.float32)], axis=-1)
+    x = np.stack([np.arcsinh(fill), fill / scale(fill), holes.astype(np.float32)], axis=-1)
     return x.astype(np.float32), fill
 
 
@@ -95,7 +98,7 @@ def decode(y, background, sigma, fill, unit=None) -> np.ndarray:
 
 
 def make_batch(samples: list[Sample], masks: list[np.ndarray]):
-    """Samples with their inpainting masks -> (x (b, ny, nx, 2), y (b, ny, nx, 2)) float32.
+    """Samples with their inpainting masks -> (x (b, ny, nx, 3), y (b, ny, nx, 2)) float32.
 
     ``y`` packs the target (channel 0) and the loss weight (channel 1): 1 on
     masked pixels whose image and clean values are finite and unsaturated.

@@ -1,8 +1,9 @@
 """The inpainting network (a small U-Net) and its loss, the MSE over masked pixels only.
 
-The network sees two channels: the normalised image with the pixels to replace
-filled by the biharmonic fill (``asinh``-compressed), and the mask (1 where a
-pixel is replaced or unknown). It predicts a correction to that fill everywhere
+The network sees three channels: the normalised image with the pixels to replace
+filled by the biharmonic fill, ``asinh``-compressed and again in the unit of the
+correction (``segnet.inpainting.data.encode``), and the mask (1 where a pixel is
+replaced or unknown). It predicts a correction to that fill everywhere
 (``segnet.inpainting.data`` says in which units); only the masked pixels are used
 (``apply.compose``), and only they count in the loss. Built from ``keras.layers`` and ``keras.ops``, so it
 runs under the TensorFlow and the JAX backends. Layer names are stable:
@@ -26,7 +27,7 @@ from segnet.layers import CropLike, PadToMultiple
 
 __all__ = ["build_inpainter", "MaskedMSE", "INPUT_CHANNELS"]
 
-INPUT_CHANNELS = ("filled_image", "mask")
+INPUT_CHANNELS = ("filled_image", "fill_in_correction_units", "mask")
 
 
 def _conv_block(x, *, prefix, filters, n_convs, kernel_size, batch_norm):
@@ -55,7 +56,7 @@ def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=T
     Returns
     -------
     keras.Model
-        Input ``(b, ny, nx, 2)`` float32, any ``ny, nx >= 1`` (channels
+        Input ``(b, ny, nx, 3)`` float32, any ``ny, nx >= 1`` (channels
         `INPUT_CHANNELS`); output ``(b, ny, nx, 1)`` float32, the correction to the fill.
     """
     for arg, value in dict(depth=depth, base_filters=base_filters, convs_per_level=convs_per_level,
