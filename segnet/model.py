@@ -28,7 +28,7 @@ from segnet.layers import (
     UnpoolWithSwitches,
 )
 
-__all__ = ["build_segnet", "model_class_names", "count_flops_per_pixel", "fold_batch_norm"]
+__all__ = ["build_segnet", "model_class_names", "count_flops_per_pixel", "fold_batch_norm", "copy_folded_weights"]
 
 
 def _check_positive_int(name, value):
@@ -253,18 +253,28 @@ def fold_batch_norm(model):
         in_channels=first.kernel.shape[2],
         name=model.name,
     )
+    copy_folded_weights(model, folded)
+    return folded
+
+
+def copy_folded_weights(model, folded) -> None:
+    """Copies ``model``'s convolutions into ``folded``, the same network built without batch
+    normalisation, folding each ``<prefix>_bn<j>`` into its ``<prefix>_conv<j>`` (see
+    `fold_batch_norm`); a convolution without one (a head) is copied as it is. Shared by the
+    SegNet and the inpainting U-Net, whose layers follow the same naming.
+    """
+    names = {layer.name for layer in model.layers}
     for layer in folded.layers:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
         conv = model.get_layer(layer.name)
-        kernel = keras.ops.convert_to_numpy(conv.kernel)
         bn_name = layer.name.replace("_conv", "_bn")  # enc2_conv1 -> enc2_bn1; the head has none
         if "_conv" in layer.name and bn_name in names:
             bn = model.get_layer(bn_name)
+            kernel = keras.ops.convert_to_numpy(conv.kernel)
             gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in
                                       (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
             scale = gamma / (var + bn.epsilon) ** 0.5
             layer.set_weights([kernel * scale, beta - mean * scale])
         else:
             layer.set_weights(conv.get_weights())
-    return folded

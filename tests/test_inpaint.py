@@ -22,7 +22,7 @@ from segnet.inpainting.baselines import biharmonic, masked_median
 from segnet.inpainting.data import decode, encode, make_batch, normalisation, scale, target
 from segnet.inpainting.evaluation import evaluate_inpainting
 from segnet.inpainting.masks import borrowed_mask, mask_rng, replace_mask, training_mask
-from segnet.inpainting.network import INPUT_CHANNELS, MaskedMSE, build_inpainter
+from segnet.inpainting.network import INPUT_CHANNELS, MaskedMSE, build_inpainter, fold_batch_norm
 from segnet.run_folder import NoModelError, latest_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,15 +221,35 @@ def inpainter_file(tmp_path_factory):
 
 
 def test_network_takes_any_size_and_round_trips_through_a_keras_file(inpainter_file):
-    inpainter = Inpainter(inpainter_file)
+    model = keras.models.load_model(inpainter_file)
     x = np.random.default_rng(3).normal(size=(1, 37, 53, len(INPUT_CHANNELS))).astype(np.float32)
-    out = inpainter.model.predict(x, verbose=0)
+    out = model.predict(x, verbose=0)
     assert out.shape == (1, 37, 53, 1)
     again = keras.models.load_model(inpainter_file)
     np.testing.assert_array_equal(again.predict(x, verbose=0), out)
+    inpainter = Inpainter(inpainter_file)
     names = {layer.name for layer in inpainter.model.layers}
     assert {"pad", "enc1_conv1", "enc2_pool", "mid_conv1", "dec1_up", "dec1_skip", "head", "crop"} <= names
     assert set(inpainter.identity) == {"INPMODEL", "INPMSHA"}
+
+
+def test_the_inpainter_folds_its_batch_normalisation_and_predicts_the_same():
+    keras.utils.set_random_seed(1)
+    model = build_inpainter(**TINY)
+    rng = np.random.default_rng(5)
+    for layer in model.layers:  # statistics and affine terms far from their initial values
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)])
+    head = model.get_layer("head")
+    head.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in head.get_weights()])  # not all zero
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    x = rng.normal(0, 2, (2, 37, 53, len(INPUT_CHANNELS))).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(x)), expected, atol=1e-4)
+    assert fold_batch_norm(folded) is folded
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])

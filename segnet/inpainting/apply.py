@@ -15,7 +15,7 @@ import numpy as np
 
 from segnet.inference import TileSettings, run_tiles
 from segnet.inpainting.data import decode, encode, normalisation, scale
-from segnet.inpainting.network import INPUT_CHANNELS
+from segnet.inpainting.network import INPUT_CHANNELS, fold_batch_norm
 from segnet.normalize import BackgroundGrid
 
 __all__ = ["Inpainter", "resolve_inpaint_model", "STRIP"]
@@ -54,6 +54,7 @@ class Inpainter:
         if inputs[-1] != len(INPUT_CHANNELS) or outputs[-1] != 1:
             raise ValueError(f"{self.model_path}: not an inpainting model (input channels {inputs[-1]}, output "
                              f"channels {outputs[-1]}; expected {len(INPUT_CHANNELS)} and 1)")
+        self.model = fold_batch_norm(self.model)  # inference only: one pass over memory less per layer
         digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
         self.identity = {
             "INPMODEL": (f"{self.model_path.parent.name}/{self.model_path.name}"[-68:], "inpainting model"),

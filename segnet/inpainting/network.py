@@ -25,7 +25,7 @@ from keras import ops
 
 from segnet.layers import CropLike, PadToMultiple
 
-__all__ = ["build_inpainter", "MaskedMSE", "INPUT_CHANNELS"]
+__all__ = ["build_inpainter", "fold_batch_norm", "MaskedMSE", "INPUT_CHANNELS"]
 
 INPUT_CHANNELS = ("filled_image", "fill_in_correction_units", "mask")
 
@@ -82,6 +82,27 @@ def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=T
     # Zero-initialised: an untrained network returns the classical fill unchanged.
     x = keras.layers.Conv2D(1, 1, kernel_initializer="zeros", name="head")(x)
     return keras.Model(image, CropLike(name="crop")([x, image]), name=name)
+
+
+def fold_batch_norm(model):
+    """The same inpainter for inference, every batch normalisation folded into its convolution.
+
+    As ``segnet.model.fold_batch_norm`` for the SegNet: the same output to float32
+    rounding, one pass over memory less per hidden layer. Returns ``model`` itself if it
+    has no batch normalisation.
+    """
+    from segnet.model import copy_folded_weights
+
+    if not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
+        return model
+    names = {layer.name for layer in model.layers}
+    first = model.get_layer("enc1_conv1")
+    folded = build_inpainter(depth=sum(1 for n in names if n.startswith("enc") and n.endswith("_pool")),
+                             base_filters=first.filters,
+                             convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
+                             batch_norm=False, kernel_size=first.kernel_size[0], name=model.name)
+    copy_folded_weights(model, folded)
+    return folded
 
 
 @keras.saving.register_keras_serializable(package="segnet")
