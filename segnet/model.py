@@ -28,7 +28,7 @@ from segnet.layers import (
     UnpoolWithSwitches,
 )
 
-__all__ = ["build_segnet", "model_class_names", "count_flops_per_pixel", "fold_batch_norm", "copy_folded_weights"]
+__all__ = ["build_segnet", "model_class_names", "count_flops_per_pixel", "fold_batch_norm", "fold_batch_norm_with"]
 
 
 def _check_positive_int(name, value):
@@ -238,32 +238,28 @@ def fold_batch_norm(model):
     keras.Model
         The model itself if it has no batch normalisation, else a new model.
     """
-    names = {layer.name for layer in model.layers}
+    in_channels = model.get_layer("enc1_conv1").kernel.shape[2]
+    return fold_batch_norm_with(model, lambda **architecture: build_segnet(
+        class_names=model_class_names(model), in_channels=in_channels, name=model.name, **architecture))
+
+
+def fold_batch_norm_with(model, rebuild):
+    """``model`` with its batch normalisations folded (see `fold_batch_norm`), or ``model`` if it has none.
+
+    ``rebuild(depth=, base_filters=, convs_per_level=, kernel_size=, batch_norm=False)``
+    builds the same network without batch normalisation; the architecture is read from
+    the layer names that the SegNet and the inpainting U-Net share (``enc<k>_conv<j>``,
+    its ``enc<k>_bn<j>``, ``enc<k>_pool``; a convolution without a ``_bn`` twin, such as
+    the head, is copied as it is).
+    """
     if not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
         return model
-    depth = sum(1 for n in names if n.startswith("enc") and n.endswith("_pool"))
-    first = model.get_layer("enc1_conv1")
-    folded = build_segnet(
-        class_names=model_class_names(model),
-        depth=depth,
-        base_filters=first.filters,
-        convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
-        batch_norm=False,
-        kernel_size=first.kernel_size[0],
-        in_channels=first.kernel.shape[2],
-        name=model.name,
-    )
-    copy_folded_weights(model, folded)
-    return folded
-
-
-def copy_folded_weights(model, folded) -> None:
-    """Copies ``model``'s convolutions into ``folded``, the same network built without batch
-    normalisation, folding each ``<prefix>_bn<j>`` into its ``<prefix>_conv<j>`` (see
-    `fold_batch_norm`); a convolution without one (a head) is copied as it is. Shared by the
-    SegNet and the inpainting U-Net, whose layers follow the same naming.
-    """
     names = {layer.name for layer in model.layers}
+    first = model.get_layer("enc1_conv1")
+    folded = rebuild(depth=sum(1 for n in names if n.startswith("enc") and n.endswith("_pool")),
+                     base_filters=first.filters,
+                     convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
+                     kernel_size=first.kernel_size[0], batch_norm=False)
     for layer in folded.layers:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
@@ -278,3 +274,4 @@ def copy_folded_weights(model, folded) -> None:
             layer.set_weights([kernel * scale, beta - mean * scale])
         else:
             layer.set_weights(conv.get_weights())
+    return folded

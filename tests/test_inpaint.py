@@ -182,7 +182,7 @@ def test_encode_target_decode_round_trip_and_the_unit_of_the_correction():
     hole = np.zeros(image.shape, bool)
     hole[3, 3] = True
     background, sigma = normalisation(image, hole)
-    x, fill = encode(image, hole, background, sigma)
+    x, fill, _ = encode(image, hole, background, sigma)
     assert x[3, 3, 2] == 1 and x[7, 8, 2] == 1 and x[:, :, 2].sum() == 2  # non-finite pixels are holes too
     assert np.isfinite(x).all() and abs(fill[3, 3]) < 5  # the sky around it
     clean = image.copy()

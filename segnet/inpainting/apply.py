@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from segnet.inference import TileSettings, run_tiles
-from segnet.inpainting.data import decode, encode, normalisation, scale
+from segnet.inpainting.data import decode, encode, normalisation
 from segnet.inpainting.network import INPUT_CHANNELS, fold_batch_norm
 from segnet.normalize import BackgroundGrid
 
@@ -79,9 +79,9 @@ class Inpainter:
         xs, maps = [], []
         for image, mask, sat in zip(images, replace, saturated):
             background, sigma = normalisation(image, mask, sat)
-            x, fill = encode(image, mask, background, sigma)
+            x, fill, unit = encode(image, mask, background, sigma)
             xs.append(x)
-            maps.append((background, sigma, fill))
+            maps.append((background, sigma, fill, unit))
         if not xs:
             return []
         y = np.asarray(self.model.predict_on_batch(np.stack(xs)))[..., 0]
@@ -109,8 +109,8 @@ class Inpainter:
 
         def encode_window(ys, xs):
             background, sigma = grid.window(ys, xs)
-            x, fill = encode(np.asarray(image[ys, xs], np.float32), replace[ys, xs], background, sigma)
-            return x, (background, sigma, fill, scale(fill))
+            x, fill, unit = encode(np.asarray(image[ys, xs], np.float32), replace[ys, xs], background, sigma)
+            return x, (background, sigma, fill, unit)
 
         def decode_core(p, maps, cy, cx):
             background, sigma, fill, unit = maps

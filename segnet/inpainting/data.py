@@ -54,8 +54,9 @@ def normalisation(image, unknown, saturated=None, *, box: int = 64):
     return grid.window()
 
 
-def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray]:
-    """The network's input ``(ny, nx, 3)`` float32 and the normalised fill ``f`` ``(ny, nx)`` float32.
+def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network's input ``(ny, nx, 3)``, the normalised fill ``f`` and its unit ``scale(f)``
+    ``(ny, nx)``, float32 each (the unit is returned for `target` and `decode`).
 
     Holes are the pixels to replace plus the non-finite ones; they are filled by the
     biharmonic fill (the background where no pixel is known). The channels
@@ -70,8 +71,9 @@ def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray]:
         fill = np.zeros(image.shape, np.float32)
     else:
         fill = ((biharmonic(image, holes) - background) / sigma).astype(np.float32)
-    x = np.stack([np.arcsinh(fill), fill / scale(fill), holes.astype(np.float32)], axis=-1)
-    return x.astype(np.float32), fill
+    unit = scale(fill)
+    x = np.stack([np.arcsinh(fill), fill / unit, holes.astype(np.float32)], axis=-1)
+    return x.astype(np.float32), fill, unit
 
 
 def scale(fill) -> np.ndarray:
@@ -79,17 +81,21 @@ def scale(fill) -> np.ndarray:
     return np.sqrt(1.0 + ndimage.maximum_filter(np.abs(fill), size=5, mode="nearest"))
 
 
-def target(clean, background, sigma, fill) -> np.ndarray:
-    """What the network should output: ``((clean - background) / sigma - f) / scale(f)``, float32."""
+def target(clean, background, sigma, fill, unit=None) -> np.ndarray:
+    """What the network should output: ``((clean - background) / sigma - f) / scale(f)``, float32.
+
+    ``unit`` is ``scale(f)`` when the caller has it already (from `encode`).
+    """
     truth = (np.asarray(clean, np.float32) - background) / sigma
-    return ((truth - fill) / scale(fill)).astype(np.float32)
+    unit = scale(fill) if unit is None else unit
+    return ((truth - fill) / unit).astype(np.float32)
 
 
 def decode(y, background, sigma, fill, unit=None) -> np.ndarray:
     """Network output -> the image's units: ``background + sigma * (f + scale(f) * y)``, float32.
 
-    ``unit`` is ``scale(f)`` when it was computed on a larger window than ``f`` (a tile
-    cut to its core: the 5x5 maximum must see the core's neighbours). ``y`` is clipped
+    ``unit`` is ``scale(f)`` when the caller has it (from `encode`); it must be passed when
+    ``f`` is a tile cut to its core (the 5x5 maximum must see the core's neighbours). ``y`` is clipped
     to +-1e4 first, so a wild output can never overflow float32.
     """
     y = np.clip(np.asarray(y, np.float32), -1e4, 1e4)
@@ -108,11 +114,11 @@ def make_batch(samples: list[Sample], masks: list[np.ndarray]):
         if sample.clean is None:
             raise ValueError("inpainting batches need samples with a clean image (SampleSource(..., clean=True))")
         background, sigma = normalisation(sample.image, mask, sample.saturated)
-        x, fill = encode(sample.image, mask, background, sigma)
+        x, fill, unit = encode(sample.image, mask, background, sigma)
         usable = mask & np.isfinite(sample.image) & np.isfinite(sample.clean) & ~sample.saturated
         if sample.clean_saturated is not None:
             usable &= ~sample.clean_saturated
-        t = np.where(usable, target(sample.clean, background, sigma, fill), 0.0)
+        t = np.where(usable, target(sample.clean, background, sigma, fill, unit), 0.0)
         xs.append(x)
         ys.append(np.stack([t, usable.astype(np.float32)], axis=-1))
     return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)

@@ -91,18 +91,9 @@ def fold_batch_norm(model):
     rounding, one pass over memory less per hidden layer. Returns ``model`` itself if it
     has no batch normalisation.
     """
-    from segnet.model import copy_folded_weights
+    from segnet.model import fold_batch_norm_with
 
-    if not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
-        return model
-    names = {layer.name for layer in model.layers}
-    first = model.get_layer("enc1_conv1")
-    folded = build_inpainter(depth=sum(1 for n in names if n.startswith("enc") and n.endswith("_pool")),
-                             base_filters=first.filters,
-                             convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
-                             batch_norm=False, kernel_size=first.kernel_size[0], name=model.name)
-    copy_folded_weights(model, folded)
-    return folded
+    return fold_batch_norm_with(model, lambda **architecture: build_inpainter(name=model.name, **architecture))
 
 
 @keras.saving.register_keras_serializable(package="segnet")
