@@ -116,7 +116,7 @@ def build_model(config):
                  batch_norm=m.batch_norm, kernel_size=m.kernel_size)
     if config.task == "inpaint":
         from segnet.inpainting.network import MaskedMSE, build_inpainter
-        return build_inpainter(**sizes), MaskedMSE()
+        return build_inpainter(**sizes), MaskedMSE(delta=config.inpaint.huber_delta)
     from segnet.losses import WeightedSigmoidCrossEntropy
     from segnet.model import build_segnet
     return build_segnet(class_names=config.classes, **sizes), WeightedSigmoidCrossEntropy()

@@ -39,11 +39,11 @@ def tiny_source(tile=48, seed=0, stars=(100, 2000), cosmics=(3000, 6000), nsigma
 
 # --- The loss ---------------------------------------------------------------------------------------------
 
-def loss_and_grad(y_true, y_pred):
+def loss_and_grad(y_true, y_pred, delta=None):
     import tensorflow as tf
     pred = tf.Variable(y_pred)
     with tf.GradientTape() as tape:
-        value = MaskedMSE()(y_true, pred)
+        value = MaskedMSE(delta=delta)(y_true, pred)
     return float(value), tape.gradient(value, pred).numpy()
 
 
@@ -70,6 +70,25 @@ def test_masked_mse_ignores_pixels_outside_the_mask():
     assert changed[0] == base[0]
     np.testing.assert_array_equal(changed[1], base[1])
     assert np.all(base[1][outside] == 0)
+
+
+def test_masked_huber_is_squared_within_delta_and_linear_beyond_by_hand():
+    target_ = np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 2, 2, 1)
+    weight = np.array([1, 1, 1, 0], np.float32).reshape(1, 2, 2, 1)
+    pred = np.array([0.0, 12.0, -2.0, 99.0], np.float32).reshape(1, 2, 2, 1)   # errors 1, -10, 5 (and unused)
+    value, grad = loss_and_grad(np.concatenate([target_, weight], -1), pred, delta=2.0)
+    # rho: 1; 2*2*10 - 4 = 36; 2*2*5 - 4 = 16
+    assert value == pytest.approx((1 + 36 + 16) / 3, rel=1e-6)
+    # slopes d/dp: -2e within delta, -2*delta*sign(e) beyond; divided by the 3 used pixels
+    np.testing.assert_allclose(grad.ravel(), [-2 / 3, 4 / 3, -4 / 3, 0.0], rtol=1e-6)
+    # the same errors without delta: the plain squared error
+    assert loss_and_grad(np.concatenate([target_, weight], -1), pred)[0] == pytest.approx((1 + 100 + 25) / 3)
+
+
+@pytest.mark.parametrize("delta", [0.0, -1.0])
+def test_masked_huber_rejects_a_non_positive_delta(delta):
+    with pytest.raises(ValueError, match="delta"):
+        MaskedMSE(delta=delta)
 
 
 def test_masked_mse_of_an_empty_mask_is_zero():
@@ -202,6 +221,8 @@ def test_inpaint_config_errors_name_the_key_path():
         load_run_config({"inpaint": {"borrow_probability": 2}})
     with pytest.raises(ConfigError, match=r"inpaint\.borow: unknown key"):
         load_run_config({"inpaint": {"borow": 1}})
+    with pytest.raises(ConfigError, match=r"inpaint\.huber_delta: must be > 0 or null, got 0"):
+        load_run_config({"inpaint": {"huber_delta": 0}})
     with pytest.raises(ConfigError, match=r"inpaint\.replace: 'HCL' is not in classes"):
         load_run_config({"classes": ["CR", "OBJ"], "inpaint": {"replace": ["CR", "HCL"]}})
     config, _ = load_run_config("inpaint.yaml")
@@ -340,7 +361,7 @@ def test_evaluation_scores_a_perfect_fill_zero_and_the_baselines_not():
 
 def write_inpaint_config(tmp_path, **train_overrides):
     smoke = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
-    smoke["inpaint"] = {"replace": ["CR", "HPX", "HCL"]}
+    smoke["inpaint"] = {"replace": ["CR", "HPX", "HCL"], "huber_delta": 3.0}
     smoke["model"] = {**TINY, "batch_norm": True}
     smoke["train"] = {**smoke["train"], "epochs": 2, "steps_per_epoch": 3, "batch_size": 2,
                       "validation_samples": 2, **train_overrides}
@@ -364,6 +385,8 @@ def test_train_py_trains_the_inpainter_resumes_exactly_and_keeps_it_out_of_lates
         np.testing.assert_array_equal(a, b)
     config, _ = load_run_config(straight / "config.yaml")
     assert config.task == "inpaint" and set(config.inpaint.replace) == {"CR", "HCL", "HPX"}
+    from segnet.run_folder import load_model
+    assert load_model(interrupted / "checkpoints" / "last.keras").loss.delta == 3.0  # resumed with its Huber loss
     assert not (straight / "class_fractions.yaml").exists()
     assert Inpainter(straight / "model.keras").model.outputs[0].shape[-1] == 1
     assert latest_run(tmp_path / "runs") is None

@@ -3,7 +3,8 @@
 A run config with this section trains the inpainting network instead of the
 SegNet (``train.py`` dispatches on it); ``classes``, ``data``, ``model`` and
 ``train`` keep their meaning (``train.fraction_samples`` and
-``train.max_weight_ratio`` are not used: the loss is a plain masked MSE).
+``train.max_weight_ratio`` are not used: the loss is a masked MSE, or with
+``huber_delta`` a masked Huber loss, ``network.MaskedMSE``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class InpaintConfig:
     replace: tuple[str, ...] = CONTAMINANTS  # classes whose true masks are replaced (OBJ never is)
     borrow_probability: float = 1.0          # chance a tile also gets another tile's mask laid over it
     borrow_max_fraction: float = 0.25        # a borrowed mask covering more of the tile is not used
+    huber_delta: float | None = None         # None: squared error; else Huber beyond this error (the correction's units)
 
     def validate(self, path: str):
         where = f"{path}.replace" if path else "replace"
@@ -33,3 +35,5 @@ class InpaintConfig:
                               f"got {self.borrow_probability}")
         if not 0.0 < self.borrow_max_fraction <= 1.0:
             raise ConfigError(f"{path}.borrow_max_fraction: must lie in (0, 1], got {self.borrow_max_fraction}")
+        if self.huber_delta is not None and not self.huber_delta > 0:
+            raise ConfigError(f"{path}.huber_delta: must be > 0 or null, got {self.huber_delta}")

@@ -13,7 +13,8 @@ fill. The unit grows with the local brightness, so the rare pixels of a bright
 star core do not drown the sky in the loss, but only as its square root, so a
 bright star is still rebuilt to a small fraction of its noise. It comes from the
 input, never from the (noisy) truth, so the loss is minimised by the mean of the
-truth and fluxes come out unbiased. What the network sees is ``asinh(f)`` (the
+truth and fluxes come out unbiased (with the Huber loss, wherever the error stays
+within its quadratic zone: the truth's noise is at most 1 unit). What the network sees is ``asinh(f)`` (the
 SegNet's compression, ``segnet.dataset.to_network``), ``f / s`` and the mask.
 
 Measured on the way there (same data, similar budgets): predicting ``asinh`` of
