@@ -23,7 +23,7 @@ from segnet.inpainting.data import decode, encode, make_batch, normalisation, sc
 from segnet.inpainting.evaluation import evaluate_inpainting
 from segnet.inpainting.masks import borrowed_mask, mask_rng, replace_mask, training_mask
 from segnet.inpainting.network import INPUT_CHANNELS, MaskedMSE, build_inpainter, fold_batch_norm
-from segnet.run_folder import NoModelError, latest_run
+from segnet.run_folder import NoModelError, latest_run, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(depth=2, base_filters=4, convs_per_level=1)
@@ -371,7 +371,6 @@ def write_inpaint_config(tmp_path, **train_overrides):
 
 
 def final_weights(run_dir):
-    from segnet.run_folder import load_model
     return [np.asarray(w) for w in load_model(run_dir / "model.keras").get_weights()]
 
 
@@ -385,7 +384,6 @@ def test_train_py_trains_the_inpainter_resumes_exactly_and_keeps_it_out_of_lates
         np.testing.assert_array_equal(a, b)
     config, _ = load_run_config(straight / "config.yaml")
     assert config.task == "inpaint" and set(config.inpaint.replace) == {"CR", "HCL", "HPX"}
-    from segnet.run_folder import load_model
     assert load_model(interrupted / "checkpoints" / "last.keras").loss.delta == 3.0  # resumed with its Huber loss
     assert not (straight / "class_fractions.yaml").exists()
     assert Inpainter(straight / "model.keras").model.outputs[0].shape[-1] == 1

@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.inpainting.baselines import biharmonic
-from segnet.inpainting.masks import mask_rng, replace_mask, training_mask
+from segnet.inpainting.masks import mask_rng, replace_mask, training_mask, usable_pixels
 from segnet.normalize import BackgroundGrid
 
 __all__ = ["encode", "decode", "target", "scale", "normalisation", "make_batch", "InpaintBatches",
@@ -116,9 +116,7 @@ def make_batch(samples: list[Sample], masks: list[np.ndarray]):
             raise ValueError("inpainting batches need samples with a clean image (SampleSource(..., clean=True))")
         background, sigma = normalisation(sample.image, mask, sample.saturated)
         x, fill, unit = encode(sample.image, mask, background, sigma)
-        usable = mask & np.isfinite(sample.image) & np.isfinite(sample.clean) & ~sample.saturated
-        if sample.clean_saturated is not None:
-            usable &= ~sample.clean_saturated
+        usable = usable_pixels(sample, mask)
         t = np.where(usable, target(sample.clean, background, sigma, fill, unit), 0.0)
         xs.append(x)
         ys.append(np.stack([t, usable.astype(np.float32)], axis=-1))

@@ -35,7 +35,7 @@ import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.inpainting.baselines import biharmonic, masked_median
-from segnet.inpainting.masks import replace_mask
+from segnet.inpainting.masks import replace_mask, usable_pixels
 from segnet.normalize import BackgroundGrid
 
 __all__ = ["METHODS", "InpaintEvaluation", "evaluate_inpainting", "examples", "tile_errors", "star_errors"]
@@ -111,13 +111,6 @@ def clean_noise(sample: Sample):
     """Background and noise maps of the clean tile, (ny, nx) float32 ADU (saturated pixels left out)."""
     grid = BackgroundGrid(sample.clean, box=int(min(64, max(sample.clean.shape))), mask=sample.clean_saturated)
     return grid.window()
-
-
-def usable_pixels(sample: Sample, mask: np.ndarray) -> np.ndarray:
-    usable = mask & np.isfinite(sample.image) & np.isfinite(sample.clean) & ~sample.saturated
-    if sample.clean_saturated is not None:
-        usable &= ~sample.clean_saturated
-    return usable
 
 
 def tile_errors(sample: Sample, outputs: dict, sigma: np.ndarray) -> dict:

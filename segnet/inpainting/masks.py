@@ -11,7 +11,7 @@ import numpy as np
 
 from data_sim.generator import SPLITS, Sample
 
-__all__ = ["replace_mask", "borrowed_mask", "training_mask", "mask_rng"]
+__all__ = ["replace_mask", "usable_pixels", "borrowed_mask", "training_mask", "mask_rng"]
 
 BORROW_STREAM = 1  # a 4th seed word: never one of the simulator's (seed, split, index) streams
 
@@ -22,6 +22,15 @@ def replace_mask(sample: Sample, classes) -> np.ndarray:
     for name in classes:
         mask |= sample.truth_of(name)
     return mask
+
+
+def usable_pixels(sample: Sample, mask: np.ndarray) -> np.ndarray:
+    """(ny, nx) bool: the pixels of ``mask`` that count, in the loss and in the evaluation: finite and
+    unsaturated in the tile and in its clean twin (the truth)."""
+    usable = mask & np.isfinite(sample.image) & np.isfinite(sample.clean) & ~sample.saturated
+    if sample.clean_saturated is not None:
+        usable &= ~sample.clean_saturated
+    return usable
 
 
 def mask_rng(seed: int, split: str, index: int) -> np.random.Generator:
