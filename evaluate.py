@@ -7,6 +7,9 @@
 
 Prints one markdown table per class (overall and per field family; for CR also
 astroscrappy/LACosmic on the same tiles), and writes into the run folder:
+``calibration.yaml`` (the pixel calibration, segnet/calibration.py, fitted on
+``--calibration-tiles`` tiles of the validation split; every figure is then that of the
+calibrated probabilities, and the report also gives the network's own AUC and MCC),
 ``thresholds.yaml`` (class -> threshold that maximises the MCC on ``--threshold-tiles``
 tiles of the validation split, used by predict.py; the tables' "MCC at threshold" is
 the test tiles' MCC there, so it is not tuned on the tiles it is measured on) and
@@ -33,13 +36,17 @@ def parse_args(argv):
     parser.add_argument("--n", type=int, default=200, help="held-out test tiles (default 200)")
     parser.add_argument("--threshold-tiles", type=int, default=100,
                         help="validation tiles the thresholds are chosen on (default 100; 0: on the test tiles)")
+    parser.add_argument("--calibration-tiles", type=int, default=100,
+                        help="validation tiles the pixel calibration is fitted on (default 100; 0: none, the "
+                             "network's own outputs, and any calibration.yaml of the run is removed)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--no-baseline", action="store_true", help="skip astroscrappy (LACosmic)")
     parser.add_argument("--tile", type=int, default=256, help="inpainting runs: test tile side, px (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.threshold_tiles < 0:
-        parser.error(f"--threshold-tiles: must be >= 0, got {args.threshold_tiles}")
+    for name in ("threshold_tiles", "calibration_tiles"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')}: must be >= 0, got {getattr(args, name)}")
     for name in ("n", "batch_size", "tile"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
@@ -63,6 +70,7 @@ def main(argv=None) -> int:
     if config.task == "inpaint":
         return evaluate_inpainting(args, model_path, folder, config)
     from segnet import evaluation, report
+    from segnet.calibration import FILE_NAME as CALIBRATION_FILE
     from segnet.model import model_class_names
     from tqdm import tqdm
 
@@ -75,18 +83,25 @@ def main(argv=None) -> int:
     print(f"model: {model_path}\ntest set: {args.n} tiles of {config.data.tile}x{config.data.tile}, "
           f"split 'test', seed {config.train.seed}", flush=True)
 
-    # --- Thresholds chosen on validation tiles, so that the test MCC at them is an honest figure.
+    # --- The pixel calibration, then the thresholds of the calibrated probabilities, both on validation
+    # tiles, so that the test figures are honest ones.
+    validation = SampleSource(config.data_section, config.train.seed, split="validation")
+    calibration = None
+    if args.calibration_tiles:
+        with tqdm(total=args.calibration_tiles, desc="calibration", disable=args.quiet, file=sys.stdout) as bar:
+            calibration = evaluation.fit_calibration(model, validation, args.calibration_tiles,
+                                                     batch_size=args.batch_size, progress=bar.update)
     thresholds = None
     if args.threshold_tiles:
-        validation = SampleSource(config.data_section, config.train.seed, split="validation")
         with tqdm(total=args.threshold_tiles, desc="thresholds", disable=args.quiet, file=sys.stdout) as bar:
-            chosen = evaluation.evaluate_model(model, validation, args.threshold_tiles,
+            chosen = evaluation.evaluate_model(model, validation, args.threshold_tiles, calibration=calibration,
                                                batch_size=args.batch_size, progress=bar.update)
         thresholds = report.thresholds(chosen)
 
     # --- Our model, then astroscrappy on the same tiles.
     with tqdm(total=args.n, desc="model", disable=args.quiet, file=sys.stdout) as bar:
-        result = evaluation.evaluate_model(model, source, args.n, batch_size=args.batch_size, progress=bar.update)
+        result = evaluation.evaluate_model(model, source, args.n, batch_size=args.batch_size,
+                                           calibration=calibration, progress=bar.update)
     result.thresholds, result.threshold_tiles = thresholds, args.threshold_tiles
     timing = None
     if not args.no_baseline and "CR" in config.classes:
@@ -97,11 +112,11 @@ def main(argv=None) -> int:
         else:
             with tqdm(total=args.n, desc="astroscrappy", disable=args.quiet, file=sys.stdout) as bar:
                 result.baseline = evaluation.evaluate_astroscrappy(source, args.n, progress=bar.update)
-            timing = evaluation.time_per_100(model, source, batch_size=args.batch_size)
+            timing = evaluation.time_per_100(model, source, batch_size=args.batch_size, calibration=calibration)
 
     # --- Tables and files.
     table = report.result_rows(result)
-    text = report.markdown_tables(table)
+    text = report.markdown_tables(table) + report.uncalibrated_table(result)
     mpix = result.n_tiles * config.data.tile ** 2 / 1e6
     speed = [f"Model: {mpix / result.model_seconds:.3f} Mpix/s over the test set (forward passes only)."]
     if timing:
@@ -115,9 +130,13 @@ def main(argv=None) -> int:
     out.mkdir(exist_ok=True)
     chosen_on = (f"{args.threshold_tiles} tiles of the validation split" if args.threshold_tiles
                  else "these test tiles")
+    calibrated = (f"Probabilities: the network's, through the pixel calibration (calibration.yaml) fitted on "
+                  f"{args.calibration_tiles} tiles of the validation split." if calibration is not None
+                  else "Probabilities: the network's own outputs (no pixel calibration).")
     (out / "report.md").write_text(f"# Evaluation of {model_path.name}\n\n{args.n} held-out tiles (split 'test', "
-                                   f"seed {config.train.seed}). Thresholds (thresholds.yaml, 'MCC at threshold'): "
-                                   f"MCC-optimal on {chosen_on}.\n\n{text}\n" + "\n".join(speed) + "\n")
+                                   f"seed {config.train.seed}). {calibrated} Thresholds (thresholds.yaml, "
+                                   f"'MCC at threshold'): MCC-optimal on {chosen_on}.\n\n{text}\n"
+                                   + "\n".join(speed) + "\n")
     report.write_csv(table, out / "metrics.csv")
     report.write_json({"model": str(model_path), "n_tiles": args.n, "tile": config.data.tile,
                        "classes": table, "astroscrappy": result.baseline, "timing": timing,
@@ -125,8 +144,14 @@ def main(argv=None) -> int:
     report.plot_roc(result, out / "roc.png")
     report.plot_reliability(result, out / "reliability.png")
     report.write_thresholds(result, folder / "thresholds.yaml")
-    print(f"\nwrote {folder / 'thresholds.yaml'} and {out}/ (report.md, metrics.csv, metrics.json, roc.png, "
-          "reliability.png)")
+    calibration_file = folder / CALIBRATION_FILE
+    if calibration is not None:
+        calibration.save(calibration_file, note=f"Model {model_path.name}; written by evaluate.py.")
+    elif calibration_file.exists():
+        calibration_file.unlink()  # thresholds of the raw outputs must not meet an older calibration
+        print(f"removed {calibration_file} (--calibration-tiles 0)")
+    print(f"\nwrote {folder / 'thresholds.yaml'}{', ' + str(calibration_file) if calibration else ''} and {out}/ "
+          "(report.md, metrics.csv, metrics.json, roc.png, reliability.png)")
     return 0
 
 

@@ -7,6 +7,8 @@ Modules, one concept each:
   (strategies), ``run_folder`` (a run that describes itself; model loading);
 - evaluation: ``metrics`` (streaming ROC/MCC/calibration, prior adjustment),
   ``evaluation`` (test tiles, the LACosmic baseline), ``report`` (tables and plots);
+- ``calibration``: the network's outputs turned into calibrated probabilities, with the
+  pixel's own contrast (fitted by evaluate.py, applied by prediction);
 - prediction: ``normalize`` (background and noise, strip by strip), ``inference``
   (tiled, blended prediction), ``fits_io`` (inputs and CONTRACT.md outputs),
   ``prediction`` (one file in, one mask file out);

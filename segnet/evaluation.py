@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
+from segnet.calibration import CalibrationFit, PixelCalibration
 from segnet.dataset import network_input
 from segnet.metrics import FPR_POINTS, ClassMetrics, dilate3x3
 
@@ -32,12 +33,20 @@ class EvaluationResult:
     families: list[str] = field(default_factory=list)
     thresholds: dict[str, float] | None = None              # chosen on other tiles (validation split)
     threshold_tiles: int = 0
+    uncalibrated: ClassMetrics | None = None                # the network's own outputs, when calibrated
 
 
-def predict_tiles(model, samples: list[Sample]) -> np.ndarray:
-    """Probabilities (b, n_class, ny, nx) for a list of equally sized tiles."""
-    x = np.stack([network_input(s.image, saturated=s.saturated)[0] for s in samples])[..., None]
-    return np.moveaxis(model.predict(x, verbose=0, batch_size=len(samples)), -1, 1)
+def predict_tiles(model, samples: list[Sample], calibration: PixelCalibration | None = None, *,
+                  with_input: bool = False):
+    """Probabilities (b, n_class, ny, nx) for a list of equally sized tiles, calibrated if ``calibration``.
+
+    With ``with_input``, returns (probabilities, the network inputs (b, ny, nx)).
+    """
+    x = np.stack([network_input(s.image, saturated=s.saturated)[0] for s in samples])
+    prob = np.moveaxis(model.predict(x[..., None], verbose=0, batch_size=len(samples)), -1, 1)
+    if calibration is not None:
+        prob = np.stack([calibration.apply(p, xi) for p, xi in zip(prob, x)])
+    return (prob, x) if with_input else prob
 
 
 def valid_pixels(sample: Sample) -> np.ndarray:
@@ -45,27 +54,53 @@ def valid_pixels(sample: Sample) -> np.ndarray:
 
 
 def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
-                   n_bins: int = 10_000, progress=None) -> EvaluationResult:
-    """Accumulate the model's metrics over tiles 0 .. n_tiles-1 of ``source`` (split "test")."""
+                   n_bins: int = 10_000, calibration: PixelCalibration | None = None,
+                   progress=None) -> EvaluationResult:
+    """Accumulate the model's metrics over tiles 0 .. n_tiles-1 of ``source`` (split "test").
+
+    With ``calibration``, the figures are those of the calibrated probabilities (timed with the network).
+    """
     classes = source.classes
     metrics = {ALL: ClassMetrics(classes, n_bins)}
+    uncalibrated = ClassMetrics(classes, n_bins) if calibration is not None else None
     seconds = 0.0
     samples_iter = iter_samples(source, 0, n_tiles)
     done = 0
     while done < n_tiles:
         batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
         start = time.perf_counter()
-        prob = predict_tiles(model, batch)
+        raw, x = predict_tiles(model, batch, with_input=True)
+        prob = raw if calibration is None else np.stack([calibration.apply(p, xi) for p, xi in zip(raw, x)])
         seconds += time.perf_counter() - start
-        for sample, p in zip(batch, prob):
+        for sample, p, r in zip(batch, prob, raw):
             valid = valid_pixels(sample)
+            if uncalibrated is not None:
+                uncalibrated.update(r, sample.truth, valid)
             metrics[ALL].update(p, sample.truth, valid)
             metrics.setdefault(sample.family, ClassMetrics(classes, n_bins)).update(p, sample.truth, valid)
         done += len(batch)
         if progress:
             progress(len(batch))
     families = sorted(k for k in metrics if k != ALL)
-    return EvaluationResult(classes, metrics, n_tiles, source.config.tile, seconds, families=families)
+    return EvaluationResult(classes, metrics, n_tiles, source.config.tile, seconds, families=families,
+                            uncalibrated=uncalibrated)
+
+
+def fit_calibration(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
+                    progress=None) -> PixelCalibration:
+    """The pixel calibration of ``model``, fitted on tiles 0 .. n_tiles-1 of ``source`` (the validation split)."""
+    fit = CalibrationFit(source.classes)
+    samples_iter = iter_samples(source, 0, n_tiles)
+    done = 0
+    while done < n_tiles:
+        batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
+        prob, x = predict_tiles(model, batch, with_input=True)
+        for sample, p, xi in zip(batch, prob, x):
+            fit.add(p, xi, sample.truth, valid_pixels(sample))
+        done += len(batch)
+        if progress:
+            progress(len(batch))
+    return fit.fit()
 
 
 def lacosmic_inputs(sample: Sample) -> dict:
@@ -135,13 +170,14 @@ def evaluate_astroscrappy(source: SampleSource, n_tiles: int, sigclips=SIGCLIPS,
             "positives": n_pos, "pixels": n_pos + n_neg}
 
 
-def time_per_100(model, source: SampleSource, *, batch_size: int = 8) -> dict:
+def time_per_100(model, source: SampleSource, *, batch_size: int = 8,
+                 calibration: PixelCalibration | None = None) -> dict:
     """Seconds for 100 tiles (deepCR's Table 1 convention) for the model and astroscrappy, same tiles."""
     samples = list(iter_samples(source, 0, 100))
-    predict_tiles(model, samples[:batch_size])  # warm-up (tracing)
+    predict_tiles(model, samples[:batch_size], calibration)  # warm-up (tracing)
     start = time.perf_counter()
     for i in range(0, 100, batch_size):
-        predict_tiles(model, samples[i:i + batch_size])
+        predict_tiles(model, samples[i:i + batch_size], calibration)
     ours = time.perf_counter() - start
     start = time.perf_counter()
     for sample in samples:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segnet.calibration import neighbour_features
 from segnet.dataset import to_network
 from segnet.normalize import BackgroundGrid
 
@@ -90,7 +91,7 @@ def model_multiple(model) -> int:
 
 
 def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = TileSettings(),
-                  mask=None, transform=None, progress=None) -> None:
+                  mask=None, calibration=None, transform=None, progress=None) -> None:
     """Predict every class over a frame, tile by tile, adding into ``out``.
 
     Parameters
@@ -101,6 +102,8 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         probabilities, 0 on non-finite input pixels.
     mask : (ny, nx) bool array-like of pixels to leave out of the background and noise
         estimates (saturated, known bad), or None.
+    calibration : optional ``segnet.calibration.PixelCalibration``, applied to each tile's core
+        (its neighbour features cut from the whole window, so tiles agree with the whole frame).
     transform : optional function applied to each tile's (n_class, h, w) probabilities
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
@@ -112,9 +115,13 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         window = np.asarray(image[ys, xs], dtype=np.float32)
         invalid = ~np.isfinite(window)
         background, sigma = grid.window(ys, xs)
-        return to_network(window, background, sigma, invalid)[..., None], invalid
+        x = to_network(window, background, sigma, invalid)
+        return x[..., None], (invalid, x)
 
-    def decode(p, invalid, cy, cx):
+    def decode(p, state, cy, cx):
+        invalid, x = state
+        if calibration is not None:
+            p = calibration.apply_near(p, neighbour_features(x)[:, cy, cx])
         p = np.where(invalid[cy, cx], 0.0, p)  # non-finite input: predicted 0 (the writer records them)
         return p if transform is None else transform(p)
 

@@ -19,23 +19,15 @@ import yaml
 from astropy.io import fits
 
 from data_sim.atomic import atomic_path
+from segnet.calibration import folder_calibration
 from segnet.fits_io import (InputError, clean_header, compress_file, create_output, open_input, output_headers,
                             output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, predict_frame
 from segnet.metrics import adjust_priors
+from segnet.run_folder import read_mapping
 
 DEFAULT_THRESHOLD = 0.5
 STRIP = 256  # rows read or written at a time outside the network
-
-
-def read_mapping(path: Path, what: str) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{what} {path}: cannot be read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {path}: expected a mapping of class name to value, got {data!r}")
-    return data
 
 
 @dataclass
@@ -60,6 +52,7 @@ class FramePredictor:
         # Batch normalisation folded into the convolutions: same output, less memory traffic.
         self.model = fold_batch_norm(load_model(self.model_path))
         self.classes = tuple(model_class_names(self.model))
+        self.calibration = folder_calibration(folder, self.classes)
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         self.priors = self._priors(folder, priors_file) if priors_file else None
         self.inpainter, self.replaced = None, ()
@@ -74,6 +67,7 @@ class FramePredictor:
             "SOFTWARE": ("contaminant-segnet", "SegNet contaminant masks"),
             "SWVERSN": (software_version()[:68], "software version (git describe)"),
             "THRESRC": (self.threshold_source[-68:], "where the thresholds come from"),
+            "CALIBRAT": (self.calibration is not None, "pixel calibration (calibration.yaml) applied"),
         }
 
     def _thresholds(self, folder: Path, thresholds_file: Path | None):
@@ -242,7 +236,7 @@ class FramePredictor:
                         progress(n_tiles)
 
                 predict_frame(self.model, plane.data, prob, settings=options.settings, mask=mask,
-                              transform=self.transform(), progress=batch_done)
+                              calibration=self.calibration, transform=self.transform(), progress=batch_done)
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp

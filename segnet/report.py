@@ -89,11 +89,26 @@ def write_json(payload: dict, path: Path) -> None:
     path.write_text(json.dumps(_jsonable(payload), indent=1))
 
 
+def uncalibrated_table(result: EvaluationResult) -> str:
+    """AUC and best MCC of the network's own outputs beside the calibrated ones ("" without calibration)."""
+    if result.uncalibrated is None:
+        return ""
+    out = ["### Network alone and with the pixel calibration (all test tiles)\n",
+           "| class | AUC, network | AUC, calibrated | best MCC, network | best MCC, calibrated |",
+           "|---|---|---|---|---|"]
+    for name in result.class_names:
+        raw, cal = result.uncalibrated.summary(name), result.metrics[ALL].summary(name)
+        out.append(f"| {name} | {_fmt(raw.auc())} | {_fmt(cal.auc())} | {_fmt(raw.best_mcc()[1])} | "
+                   f"{_fmt(cal.best_mcc()[1])} |")
+    return "\n".join(out) + "\n"
+
+
 def thresholds(result: EvaluationResult) -> dict[str, float]:
     """Class name -> MCC-optimal threshold: chosen on other tiles if the result holds them, else on these."""
     if result.thresholds is not None:
         return dict(result.thresholds)
-    return {name: round(result.metrics[ALL].summary(name).best_mcc()[0], 6) for name in result.class_names}
+    # Exact bin edges, not rounded: logit-spaced edges lie closer than 1e-9 near 0 and 1.
+    return {name: float(result.metrics[ALL].summary(name).best_mcc()[0]) for name in result.class_names}
 
 
 def write_thresholds(result: EvaluationResult, path: Path) -> None:

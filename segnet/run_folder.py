@@ -178,6 +178,17 @@ class NoModelError(FileNotFoundError):
     """No trained model where one was looked for; the message says how to get one."""
 
 
+def read_mapping(path: Path, what: str) -> dict:
+    """A YAML file that must hold a mapping (thresholds, priors, calibration); ValueError names ``what`` and path."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{what} {path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path}: expected a mapping of names to values, got {data!r}")
+    return data
+
+
 def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
     """Find a trained model: (the .keras file, the folder whose files describe it).
 

@@ -24,6 +24,7 @@ from data_sim.atomic import atomic_path
 
 COPIED = ("config.yaml", "classes.yaml", "class_fractions.yaml", "thresholds.yaml", "code_version.yaml",
           "history.csv")
+OPTIONAL = ("calibration.yaml",)  # copied when the evaluation fitted one
 EVALUATION = ("report.md", "metrics.csv", "metrics.json", "roc.png", "reliability.png")
 CARD_METRICS = ("AUC", "TPR@0.1%FPR", "TPR@0.5%FPR", "TPR3x3@0.5%FPR", "best MCC", "MCC at threshold")
 MAX_MB = 30.0
@@ -99,12 +100,15 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
         speed = (f"\nOn 100 tiles of {timing['tile']}x{timing['tile']} in the same run: model "
                  f"{timing['model_mpix_per_s']:.3f} Mpix/s, astroscrappy {timing['astroscrappy_mpix_per_s']:.3f} "
                  "Mpix/s (forward passes only; `bench/predict_speed.py` measures whole frames).\n")
+    calibration = ("`calibration.yaml` (the pixel calibration that turns the network's outputs into calibrated "
+                   "probabilities, `segnet/calibration.py`; fitted by `evaluate.py` on validation tiles, applied by "
+                   "`predict.py`; every figure below includes it), " if (dest / "calibration.yaml").is_file() else "")
     return f"""# Model card: {dest.name}
 
 Shipped from `{run}` by `python -m segnet.shipping`. Files: `model.keras` (weights, no optimiser
 state), `config.yaml` (the resolved training config), `classes.yaml`, `class_fractions.yaml`
 (training class proportions, used by `predict.py --priors`), `thresholds.yaml` (per class,
-MCC-optimal), `history.csv` and `training_curve.png`, `evaluation/` (from `evaluate.py`).
+MCC-optimal), {calibration}`history.csv` and `training_curve.png`, `evaluation/` (from `evaluate.py`).
 
 ## Model
 
@@ -168,6 +172,11 @@ def ship(run: Path, dest: Path, *, hardware: str, notes: str = "", overwrite: bo
         _save_without_optimizer(model, tmp)
     for name in COPIED:
         shutil.copyfile(folder / name, dest / name)
+    for name in OPTIONAL:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, dest / name)
+        elif (dest / name).exists():
+            (dest / name).unlink()  # an older model's calibration must not meet these thresholds
     for name in EVALUATION:
         shutil.copyfile(folder / "evaluation" / name, dest / "evaluation" / name)
     plot_history(read_history(dest / "history.csv"), dest / "training_curve.png")

@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -41,13 +42,16 @@ def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
 
 def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
     from segnet.metrics import ClassMetrics
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "0", "--no-baseline", "--quiet"])
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "0", "--calibration-tiles", "0",
+                   "--no-baseline", "--quiet"])
     on_test = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
     for name, samples in on_test["classes"].items():  # chosen on the test tiles: MCC there is the best MCC
         assert on_test["thresholds"][name] == samples["all"]["MCC threshold"]
         assert samples["all"]["MCC at threshold"] == pytest.approx(samples["all"]["best MCC"])
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--no-baseline", "--quiet"])
+    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--calibration-tiles", "0",
+                   "--no-baseline", "--quiet"])
     payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    assert not (smoke_run / "calibration.yaml").exists()
     assert "3 tiles of the validation split" in (smoke_run / "thresholds.yaml").read_text()
     assert "3 tiles of the validation split" in (smoke_run / "evaluation" / "report.md").read_text()
     # The thresholds are those that maximise the MCC on validation tiles 0-2.
@@ -65,6 +69,41 @@ def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
         threshold = metrics.summary(name).best_mcc()[0]
         assert payload["thresholds"][name] == pytest.approx(threshold, abs=1e-6)
         assert payload["classes"][name]["all"]["MCC at threshold"] <= payload["classes"][name]["all"]["best MCC"] + 1e-9
+
+
+def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tiles(smoke_run):
+    from data_sim.generator import SampleSource, iter_samples
+    from segnet.calibration import PixelCalibration
+    from segnet.config import load_run_config
+    from segnet.evaluation import fit_calibration, predict_tiles, valid_pixels
+    from segnet.metrics import ClassMetrics
+    from segnet.run_folder import load_model
+    assert evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--calibration-tiles", "5",
+                          "--no-baseline", "--quiet"]) == 0
+    config, _ = load_run_config(smoke_run / "config.yaml")
+    model = load_model(resolve_model(smoke_run)[0])
+    validation = SampleSource(config.data_section, config.train.seed, split="validation")
+    written = PixelCalibration.load(smoke_run / "calibration.yaml", config.classes)
+    refit = fit_calibration(model, validation, 5)
+    np.testing.assert_allclose(written.coefficients, refit.coefficients, rtol=1e-3, atol=1e-5)  # same tiles
+    assert written.tiles == 5
+    assert not np.array_equal(written.coefficients, PixelCalibration.identity(config.classes).coefficients)
+    # The thresholds and the test figures are those of the calibrated probabilities.
+    payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    for split, n, check in (("validation", 3, "thresholds"), ("test", 4, "AUC")):
+        samples = list(iter_samples(SampleSource(config.data_section, config.train.seed, split=split), 0, n))
+        metrics = ClassMetrics(config.classes)
+        for s, p in zip(samples, predict_tiles(model, samples, written)):
+            metrics.update(p, s.truth, valid_pixels(s))
+        for name in config.classes:
+            summary = metrics.summary(name)
+            if check == "thresholds":
+                assert payload["thresholds"][name] == pytest.approx(summary.best_mcc()[0], abs=1e-6)
+            elif np.isfinite(summary.auc()):
+                assert payload["classes"][name]["all"]["AUC"] == pytest.approx(summary.auc(), abs=1e-6)
+    report = (smoke_run / "evaluation" / "report.md").read_text()
+    assert "pixel calibration (calibration.yaml) fitted on 5 tiles" in report
+    assert "| class | AUC, network | AUC, calibrated |" in report
 
 
 def test_evaluate_is_deterministic(smoke_run):

@@ -5,8 +5,8 @@ import pytest
 from segnet.metrics import ClassMetrics, adjust_priors, dilate3x3
 
 
-def one_class(prob, truth, n_bins=1000):
-    m = ClassMetrics(["X"], n_bins=n_bins)
+def one_class(prob, truth, n_bins=1000, spacing="linear"):
+    m = ClassMetrics(["X"], n_bins=n_bins, spacing=spacing)
     prob = np.asarray(prob, np.float64).reshape(1, 1, 1, -1)
     m.update(prob, np.asarray(truth, bool).reshape(prob.shape))
     return m.summary("X")
@@ -45,7 +45,7 @@ def test_dilated_tpr_uses_the_undilated_fpr():
     prob[0, 0, 2, 2] = centred(900)      # a confident pixel...
     truth[0, 0, 2, 2] = truth[0, 0, 2, 3] = True  # ...and a missed positive next to it
     prob[0, 0, 0, 0] = centred(800)      # one false positive far away (1 of 23 negatives)
-    m = ClassMetrics(["X"], n_bins=1000)
+    m = ClassMetrics(["X"], n_bins=1000, spacing="linear")
     m.update(prob, truth)
     s = m.summary("X")
     assert s.tpr_at_fpr(0.0) == pytest.approx(0.5)               # threshold above the false positive
@@ -72,11 +72,29 @@ def test_precision_at_recall_by_hand():
     assert s.precision_at_recall(0.6) == pytest.approx(2 / 3)  # threshold 0.8: 0.95, 0.85, 0.9
 
 
+def test_logit_bins_tell_tiny_probabilities_apart():
+    # Calibrated probabilities of a rare class: negatives near 1e-7, positives near 1e-5.
+    prob = np.concatenate([np.full(1000, 1e-7), np.full(10, 1e-5)])
+    truth = [0] * 1000 + [1] * 10
+    assert one_class(prob, truth, n_bins=10_000).auc() == pytest.approx(0.5)   # even bins: one tied bin
+    logit = one_class(prob, truth, n_bins=10_000, spacing="logit")
+    assert logit.auc() == pytest.approx(1.0)
+    threshold, mcc = logit.best_mcc()
+    assert mcc == pytest.approx(1.0) and 1e-7 < threshold <= 1e-5
+    assert logit.mcc_at(threshold) == pytest.approx(1.0)
+    assert logit.thresholds[0] == 0.0 and logit.thresholds[-1] == 1.0
+    assert np.all(np.diff(logit.thresholds) > 0)
+    with pytest.raises(ValueError, match="spacing: expected one of"):
+        ClassMetrics(["X"], spacing="log")
+
+
 def test_reliability_and_calibration_error():
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 200_000)
-    calibrated = one_class(p, rng.uniform(0, 1, p.size) < p)
+    truth = rng.uniform(0, 1, p.size) < p
+    calibrated = one_class(p, truth)
     assert calibrated.expected_calibration_error() < 0.01
+    assert one_class(p, truth, n_bins=10_000, spacing="logit").expected_calibration_error() < 0.01
     overconfident = one_class(np.full(1000, centred(899)), np.arange(1000) % 2 == 0)
     assert overconfident.expected_calibration_error() == pytest.approx(0.8995 - 0.5)
     conf, freq, count = overconfident.reliability(10)

@@ -73,15 +73,50 @@ def test_output_follows_the_contract(run_dir, tmp_path):
         np.testing.assert_array_equal(flags.data, expected)
 
 
-def test_tiled_equals_untiled_away_from_the_border(run_dir):
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
+    from segnet.calibration import PixelCalibration, feature_names
     from segnet.run_folder import load_model
     model = load_model(run_dir / "model.keras")
+    classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
+    calibration = PixelCalibration(tuple(classes), np.random.default_rng(5).normal(
+        0, 0.3, (len(classes), len(feature_names(classes))))) if calibrated else None
     image = frame((150, 170), seed=1)
     whole = np.zeros((10, 150, 170), np.float32)
     tiled = np.zeros_like(whole)
-    predict_frame(model, image, whole, settings=TileSettings(tile=512, margin=0, blend=0))
-    predict_frame(model, image, tiled, settings=TileSettings(tile=64, margin=16, blend=8))
+    predict_frame(model, image, whole, settings=TileSettings(tile=512, margin=0, blend=0), calibration=calibration)
+    predict_frame(model, image, tiled, settings=TileSettings(tile=64, margin=16, blend=8), calibration=calibration)
     np.testing.assert_allclose(tiled[:, 16:-16, 16:-16], whole[:, 16:-16, 16:-16], atol=1e-5)
+
+
+def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
+    from segnet.calibration import PixelCalibration, feature_names
+    from segnet.dataset import to_network
+    from segnet.normalize import BackgroundGrid
+    classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(run_dir, calibrated)
+    coef = PixelCalibration.identity(classes).coefficients
+    coef[classes.index("HPX"), feature_names(classes).index("contrast")] = 2.0  # a hot pixel stands out
+    PixelCalibration(tuple(classes), coef).save(calibrated / "calibration.yaml")
+    image = frame((70, 90), seed=2)
+    src = write(tmp_path / "f.fits", image)
+    one_tile = ["--tile", "128", "--margin", "0", "--blend", "0", "--quiet"]
+    for folder, out in ((calibrated, "cal"), (run_dir, "raw")):
+        assert predict.main([str(src), "-o", str(tmp_path / out), "--model", str(folder), *one_tile]) == 0
+    with fits.open(tmp_path / "cal" / "f.mask.fits") as cal, fits.open(tmp_path / "raw" / "f.mask.fits") as raw:
+        assert cal["PROB"].header["CALIBRAT"] is True and raw["PROB"].header["CALIBRAT"] is False
+        p_cal, p_raw = cal["PROB"].data.astype(np.float32), raw["PROB"].data.astype(np.float32)
+    background, sigma = BackgroundGrid(image).window()
+    x = to_network(image, background, sigma, ~np.isfinite(image))
+    np.testing.assert_allclose(p_cal, PixelCalibration(tuple(classes), coef).apply(p_raw, x), atol=2e-5)
+    assert np.abs(p_cal - p_raw).max() > 0.1
+    # A broken calibration.yaml stops the run and says which file and key.
+    text = (calibrated / "calibration.yaml").read_text().replace("HPX:", "HPX: [1.0]\n  XXX:")
+    (calibrated / "calibration.yaml").write_text(text)
+    assert predict.main([str(src), "-o", str(tmp_path / "bad"), "--model", str(calibrated), *one_tile]) == 2
+    err = capsys.readouterr().err
+    assert "calibration.yaml: classes: expected" in err and "'XXX'" in err
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (1, 1), (5, 300)])

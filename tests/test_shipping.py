@@ -1,4 +1,6 @@
 """segnet.shipping: a trained, evaluated run becomes a self-describing model folder."""
+import shutil
+
 import numpy as np
 import pytest
 import yaml
@@ -31,6 +33,9 @@ def test_shipped_folder_holds_everything_and_the_same_model(evaluated_run, tmp_p
     assert resolve_model(dest) == (dest / "model.keras", dest)
     card = (dest / "MODEL_CARD.md").read_text()
     assert "2 test cores" in card and "A smoke model: learns nothing." in card
+    # evaluate.py fitted a pixel calibration: it travels with the thresholds chosen with it.
+    assert (dest / "calibration.yaml").read_bytes() == (evaluated_run / "calibration.yaml").read_bytes()
+    assert "`calibration.yaml` (the pixel calibration" in card
     classes = yaml.safe_load((dest / "classes.yaml").read_text())
     assert all(f"| {name} |" in card for name in classes)
     # Same weights, smaller file (no optimiser state), same output.
@@ -38,6 +43,19 @@ def test_shipped_folder_holds_everything_and_the_same_model(evaluated_run, tmp_p
     assert (dest / "model.keras").stat().st_size < (evaluated_run / "checkpoints" / "last.keras").stat().st_size
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype("float32")
     np.testing.assert_array_equal(shipped.predict(x, verbose=0), source.predict(x, verbose=0))
+
+
+def test_a_run_without_calibration_leaves_no_older_one_behind(evaluated_run, tmp_path):
+    dest = tmp_path / "models" / "default"
+    assert shipping.main([str(evaluated_run), str(dest), "--hardware", "2 test cores"]) == 0
+    assert (dest / "calibration.yaml").is_file()
+    raw = tmp_path / "raw"
+    shutil.copytree(evaluated_run, raw)
+    assert evaluate.main(["--run", str(raw), "--n", "2", "--calibration-tiles", "0", "--no-baseline", "--quiet"]) == 0
+    assert not (raw / "calibration.yaml").exists()
+    assert shipping.main([str(raw), str(dest), "--hardware", "2 test cores", "--overwrite"]) == 0
+    assert not (dest / "calibration.yaml").exists()
+    assert "`calibration.yaml`" not in (dest / "MODEL_CARD.md").read_text()
 
 
 def test_refuses_an_unevaluated_run_or_a_full_folder(evaluated_run, tmp_path, capsys):
