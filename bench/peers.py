@@ -523,7 +523,7 @@ def class_metrics(key: str, result: dict, records, data_classes, workdir: Path, 
     from segnet.metrics import ClassMetrics
 
     classes = [c for c in result["classes"] if c in data_classes]
-    metrics = ClassMetrics(classes, n_bins)
+    metrics = ClassMetrics(classes, n_bins, spacing="linear")  # even bins: spread() and threshold_index assume them
     for i, record in enumerate(records):
         if record.truth is None or not classes:
             continue
@@ -569,7 +569,7 @@ def class_rows(summary, default_threshold: float) -> dict:
 
 def threshold_index(summary, threshold: float) -> int:
     """The bin edge at or just below ``threshold`` (in spread scores): exact for the sweeps' steps."""
-    return int(np.floor(float(spread(threshold)) * summary.n_bins + 1e-9))
+    return int(np.searchsorted(summary.thresholds, float(spread(threshold)) + 1e-12, side="right")) - 1
 
 
 def speed_rows(results: dict) -> dict:

@@ -132,3 +132,23 @@ def test_spread_keeps_order_and_comes_back():
     assert q[0] == 0 and q[4] == 0.5 and q[-1] == 1 and np.all(np.diff(q) > 0)
     assert q[2] - q[1] > 0.1  # 1e-9 and 1e-4 fall a thousand 1e-4 bins apart
     np.testing.assert_allclose(peers.unspread(q), p, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("spacing", ["linear", "logit"])
+def test_mcc_at_a_default_threshold_counts_exactly_the_flagged_pixels(spacing):
+    from segnet.metrics import ClassMetrics
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 1, (1, 1, 40, 40))
+    truth = rng.uniform(0, 1, scores.shape) < scores
+    metrics = ClassMetrics(["CR"], 1000, spacing=spacing)
+    metrics.update(peers.spread(scores), truth)
+    summary = metrics.summary("CR")
+    threshold = 0.5  # astroscrappy's and deepCR's defaults are steps like this one
+    i = peers.threshold_index(summary, threshold)
+    assert summary.thresholds[i] <= peers.spread(threshold) + 1e-12 < summary.thresholds[i + 1]
+    if spacing == "linear":  # 0.5 is a bin edge: the MCC there is that of the pixels >= 0.5
+        flag = scores >= threshold
+        tp, fp = (flag & truth).sum(), (flag & ~truth).sum()
+        fn, tn = (~flag & truth).sum(), (~flag & ~truth).sum()
+        mcc = (tp * tn - fp * fn) / np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+        assert summary.mcc_curve()[i] == pytest.approx(mcc)
