@@ -118,7 +118,8 @@ def main(argv=None) -> int:
     table = report.result_rows(result)
     text = report.markdown_tables(table) + report.uncalibrated_table(result)
     mpix = result.n_tiles * config.data.tile ** 2 / 1e6
-    speed = [f"Model: {mpix / result.model_seconds:.3f} Mpix/s over the test set (forward passes only)."]
+    speed = [f"Model: {mpix / result.model_seconds:.3f} Mpix/s over the test set (forward passes and the pixel "
+             "calibration, no data generation)."]
     if timing:
         speed.append(f"100 tiles of {timing['tile']}x{timing['tile']}: model {timing['model_seconds']:.2f} s "
                      f"({timing['model_mpix_per_s']:.3f} Mpix/s), astroscrappy {timing['astroscrappy_seconds']:.2f} s "

@@ -28,7 +28,7 @@ class EvaluationResult:
     metrics: dict[str, ClassMetrics]                        # family (and "all") -> accumulator
     n_tiles: int
     tile: int
-    model_seconds: float                                    # forward passes only
+    model_seconds: float                                    # forward passes and calibration only
     baseline: dict | None = None                            # astroscrappy, CR only
     families: list[str] = field(default_factory=list)
     thresholds: dict[str, float] | None = None              # chosen on other tiles (validation split)

@@ -99,7 +99,8 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
     if timing:
         speed = (f"\nOn 100 tiles of {timing['tile']}x{timing['tile']} in the same run: model "
                  f"{timing['model_mpix_per_s']:.3f} Mpix/s, astroscrappy {timing['astroscrappy_mpix_per_s']:.3f} "
-                 "Mpix/s (forward passes only; `bench/predict_speed.py` measures whole frames).\n")
+                 "Mpix/s (the network and the pixel calibration on ready tiles; `bench/predict_speed.py` measures "
+                 "whole frames).\n")
     calibration = ("`calibration.yaml` (the pixel calibration that turns the network's outputs into calibrated "
                    "probabilities, `segnet/calibration.py`; fitted by `evaluate.py` on validation tiles, applied by "
                    "`predict.py`; every figure below includes it), " if (dest / "calibration.yaml").is_file() else "")
