@@ -113,6 +113,10 @@ class PixelCalibration:
         """
         return self.apply_near(prob, neighbour_features(x))
 
+    def apply_batch(self, prob: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``apply`` to a batch: prob (b, n_class, ny, nx), x (b, ny, nx)."""
+        return np.stack([self.apply(p, xi) for p, xi in zip(prob, x)])
+
     def apply_near(self, prob: np.ndarray, near: np.ndarray) -> np.ndarray:
         """``apply`` with the input's ``neighbour_features`` given (cut from a larger window's)."""
         prob = np.asarray(prob)

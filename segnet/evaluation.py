@@ -45,12 +45,24 @@ def predict_tiles(model, samples: list[Sample], calibration: PixelCalibration | 
     x = np.stack([network_input(s.image, saturated=s.saturated)[0] for s in samples])
     prob = np.moveaxis(model.predict(x[..., None], verbose=0, batch_size=len(samples)), -1, 1)
     if calibration is not None:
-        prob = np.stack([calibration.apply(p, xi) for p, xi in zip(prob, x)])
+        prob = calibration.apply_batch(prob, x)
     return (prob, x) if with_input else prob
 
 
 def valid_pixels(sample: Sample) -> np.ndarray:
     return np.isfinite(sample.image) & ~sample.saturated
+
+
+def tile_batches(source: SampleSource, n_tiles: int, batch_size: int, progress=None):
+    """Tiles 0 .. n_tiles-1 of ``source`` in lists of ``batch_size``; ``progress(k)`` after each is used."""
+    samples_iter = iter_samples(source, 0, n_tiles)
+    done = 0
+    while done < n_tiles:
+        batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
+        yield batch
+        done += len(batch)
+        if progress:
+            progress(len(batch))
 
 
 def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
@@ -64,13 +76,10 @@ def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int
     metrics = {ALL: ClassMetrics(classes, n_bins)}
     uncalibrated = ClassMetrics(classes, n_bins) if calibration is not None else None
     seconds = 0.0
-    samples_iter = iter_samples(source, 0, n_tiles)
-    done = 0
-    while done < n_tiles:
-        batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
+    for batch in tile_batches(source, n_tiles, batch_size, progress):
         start = time.perf_counter()
         raw, x = predict_tiles(model, batch, with_input=True)
-        prob = raw if calibration is None else np.stack([calibration.apply(p, xi) for p, xi in zip(raw, x)])
+        prob = raw if calibration is None else calibration.apply_batch(raw, x)
         seconds += time.perf_counter() - start
         for sample, p, r in zip(batch, prob, raw):
             valid = valid_pixels(sample)
@@ -78,9 +87,6 @@ def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int
                 uncalibrated.update(r, sample.truth, valid)
             metrics[ALL].update(p, sample.truth, valid)
             metrics.setdefault(sample.family, ClassMetrics(classes, n_bins)).update(p, sample.truth, valid)
-        done += len(batch)
-        if progress:
-            progress(len(batch))
     families = sorted(k for k in metrics if k != ALL)
     return EvaluationResult(classes, metrics, n_tiles, source.config.tile, seconds, families=families,
                             uncalibrated=uncalibrated)
@@ -90,16 +96,10 @@ def fit_calibration(model, source: SampleSource, n_tiles: int, *, batch_size: in
                     progress=None) -> PixelCalibration:
     """The pixel calibration of ``model``, fitted on tiles 0 .. n_tiles-1 of ``source`` (the validation split)."""
     fit = CalibrationFit(source.classes)
-    samples_iter = iter_samples(source, 0, n_tiles)
-    done = 0
-    while done < n_tiles:
-        batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
+    for batch in tile_batches(source, n_tiles, batch_size, progress):
         prob, x = predict_tiles(model, batch, with_input=True)
         for sample, p, xi in zip(batch, prob, x):
             fit.add(p, xi, sample.truth, valid_pixels(sample))
-        done += len(batch)
-        if progress:
-            progress(len(batch))
     return fit.fit()
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
+from segnet.evaluation import tile_batches
 from segnet.inpainting.baselines import biharmonic, masked_median
 from segnet.inpainting.masks import replace_mask, usable_pixels
 from segnet.normalize import BackgroundGrid
@@ -159,11 +160,8 @@ def evaluate_inpainting(inpainter, source: SampleSource, n_tiles: int, *, replac
     if not source.clean:
         raise ValueError("`source` must be made with clean=True")
     result = InpaintEvaluation(tuple(replace), n_tiles=n_tiles, tile=int(source.config.tile))
-    samples_iter = iter_samples(source, 0, n_tiles)
     warm = True
-    done = 0
-    while done < n_tiles:
-        batch = [next(samples_iter) for _ in range(min(batch_size, n_tiles - done))]
+    for batch in tile_batches(source, n_tiles, batch_size, progress):
         masks = [replace_mask(s, replace) for s in batch]
         if warm:  # the first call traces the model: not part of its runtime
             inpainter.images([batch[0].image], [masks[0]], [batch[0].saturated])
@@ -187,9 +185,6 @@ def evaluate_inpainting(inpainter, source: SampleSource, n_tiles: int, *, replac
                 result.add_pixels(name, errors, usable & sample.truth_of(name))
             for classes, errs in star_errors(sample, mask, outputs, background, sigma, replace):
                 result.stars.append((sample.family, classes, errs))
-        done += len(batch)
-        if progress:
-            progress(len(batch))
     return result
 
 
