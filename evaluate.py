@@ -88,7 +88,10 @@ def main(argv=None) -> int:
     validation = SampleSource(config.data_section, config.train.seed, split="validation")
     calibration = None
     if args.calibration_tiles:
-        with tqdm(total=args.calibration_tiles, desc="calibration", disable=args.quiet, file=sys.stdout) as bar:
+        from segnet.calibration import EPOCHS
+        # One bar: the validation tiles through the network, then the perceptron's training epochs.
+        with tqdm(total=args.calibration_tiles + EPOCHS, desc="calibration", disable=args.quiet,
+                  file=sys.stdout) as bar:
             calibration = evaluation.fit_calibration(model, validation, args.calibration_tiles,
                                                      batch_size=args.batch_size, progress=bar.update)
     thresholds = None

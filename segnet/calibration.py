@@ -9,14 +9,17 @@ Why a second stage:
   single-pixel spikes of hot-pixel probability, p ~ 0.9, about 35 per 256x256 tile.
   A single-pixel class needs the pixel's own contrast, which the decoder has lost.
 
-For every class, a logistic regression maps features of each pixel to the
-probability of that class. The features are the logits of all the network's
-classes and the pixel's own contrast against its 8 neighbours, in the network's
-input units (``asinh((image - background) / sigma)``). It is fitted by maximum
-likelihood on validation tiles at their natural class frequencies (``evaluate.py``),
-so the result is calibrated. It costs a few array passes per tile, no network.
+A small multilayer perceptron, shared by all classes, maps features of each pixel
+to the probability of every class: the logits of all the network's classes and the
+pixel against its 8 neighbours, in the network's input units
+(``asinh((image - background) / sigma)``). Two hidden layers of ReLUs: a hot pixel
+and a small cosmic-ray hit differ in how the neighbours' pattern combines with the
+logits, which a per-class logistic regression (this module's first version) could
+not express. It is fitted by weighted maximum likelihood (Adam) on validation tiles
+at their natural class frequencies (``evaluate.py``), so the result is calibrated.
+It costs three small matrix products per pixel, no convolution.
 
-``calibration.yaml`` in a model's folder holds the coefficients; ``predict.py`` and
+``calibration.yaml`` in a model's folder holds the weights; ``predict.py`` and
 ``evaluate.py`` apply it when present.
 """
 from __future__ import annotations
@@ -31,13 +34,17 @@ import yaml
 from segnet.run_folder import read_mapping
 
 __all__ = ["PixelCalibration", "CalibrationFit", "CalibrationError", "neighbour_features", "feature_names",
-           "folder_calibration", "FILE_NAME"]
+           "folder_calibration", "train_mlp", "FILE_NAME"]
 
 FILE_NAME = "calibration.yaml"
 P_CLIP = 1e-6            # logits are clipped at +-13.8
 MIN_POSITIVES = 20       # fewer positives in the fitting tiles: the class keeps the network's output
-NEIGHBOUR_NAMES = ("contrast", "abs_contrast", "brightest_neighbour", "faintest_neighbour", "value")
-OWN_NAMES = ("own_logit_x_contrast", "own_logit_x_abs_contrast")
+HIDDEN = 32              # units in each of the two hidden layers
+EPOCHS = 80              # passes over the sampled pixels (about 5,000 Adam steps for 100 tiles)
+COMMON_CLASSES = ("OBJ",)  # sampled like the background: objects cover much of a crowded tile
+_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+NEIGHBOUR_NAMES = ("contrast", "abs_contrast", "brightest_neighbour", "faintest_neighbour", "value",
+                   *(f"neighbour({dy:+d},{dx:+d})_minus_value" for dy, dx in _OFFSETS))
 
 
 class CalibrationError(ValueError):
@@ -45,22 +52,23 @@ class CalibrationError(ValueError):
 
 
 def feature_names(classes) -> list[str]:
-    return ["bias", *(f"logit_{c}" for c in classes), *NEIGHBOUR_NAMES, *OWN_NAMES]
+    return [*(f"logit_{c}" for c in classes), *NEIGHBOUR_NAMES]
 
 
 def _ring(x: np.ndarray) -> list[np.ndarray]:
-    """The 8 neighbours of every pixel, edges extended by reflection about the edge."""
+    """The 8 neighbours of every pixel (offsets ``_OFFSETS``), edges extended by reflection about the edge."""
     p = np.pad(x, 1, mode="symmetric")
     ny, nx = x.shape
-    return [p[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    return [p[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx] for dy, dx in _OFFSETS]
 
 
 def neighbour_features(x: np.ndarray) -> np.ndarray:
-    """(5, ny, nx) float32: the pixel against its 8 neighbours, in the input's units.
+    """(13, ny, nx) float32: the pixel against its 8 neighbours, in the input's units.
 
     contrast = x - mean of the 8 neighbours; its absolute value; the brightest
     neighbour above that mean and the faintest below it (a hot pixel stands alone,
-    a cosmic-ray hit has bright neighbours); and x itself.
+    a cosmic-ray hit has bright neighbours); x itself; then each neighbour minus x,
+    which keeps the direction (columns and lines run along one axis).
     """
     x = np.asarray(x, np.float32)
     ring = _ring(x)
@@ -70,7 +78,7 @@ def neighbour_features(x: np.ndarray) -> np.ndarray:
         np.maximum(brightest, r, out=brightest)
         np.minimum(faintest, r, out=faintest)
     contrast = x - mean
-    return np.stack([contrast, np.abs(contrast), brightest - mean, mean - faintest, x])
+    return np.stack([contrast, np.abs(contrast), brightest - mean, mean - faintest, x, *(r - x for r in ring)])
 
 
 def _round6(v) -> float:
@@ -87,24 +95,34 @@ def _logits(prob: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PixelCalibration:
-    """Per-class coefficients over ``feature_names(classes)``; ``apply`` calibrates a tile."""
+    """A perceptron over ``feature_names(classes)``; ``apply`` calibrates a tile.
+
+    ``layers`` are (weights (n_out, n_in), bias (n_out,)) pairs, ReLU between them,
+    sigmoid after the last (one output per class). Classes in ``passthrough`` keep
+    the network's output (too few positives to fit them); with no layers, all do.
+    """
 
     classes: tuple[str, ...]
-    coefficients: np.ndarray      # (n_class, n_features) float64
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    passthrough: tuple[str, ...] = ()
     tiles: int = 0                # validation tiles it was fitted on (for the record)
 
     def __post_init__(self):
-        expected = (len(self.classes), len(feature_names(self.classes)))
-        if self.coefficients.shape != expected:
-            raise CalibrationError(f"coefficients: expected shape {expected}, got {self.coefficients.shape}")
+        n_in = len(feature_names(self.classes))
+        for i, (w, b) in enumerate(self.layers):
+            if w.ndim != 2 or w.shape[1] != n_in or b.shape != (w.shape[0],):
+                raise CalibrationError(f"layers[{i}]: weights {w.shape} and bias {b.shape} do not take {n_in} inputs")
+            n_in = w.shape[0]
+        if self.layers and n_in != len(self.classes):
+            raise CalibrationError(f"layers: the last gives {n_in} outputs, expected {len(self.classes)} (the classes)")
+        unknown = set(self.passthrough) - set(self.classes)
+        if unknown:
+            raise CalibrationError(f"passthrough: {sorted(unknown)} are not among the classes {list(self.classes)}")
 
     @classmethod
     def identity(cls, classes) -> "PixelCalibration":
-        """Returns the network's probabilities unchanged (a logit's own coefficient is 1)."""
-        coef = np.zeros((len(classes), len(feature_names(classes))))
-        for k in range(len(classes)):
-            coef[k, 1 + k] = 1.0
-        return cls(tuple(classes), coef)
+        """Returns the network's probabilities unchanged."""
+        return cls(tuple(classes), (), tuple(classes))
 
     def apply(self, prob: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, (n_class, ny, nx) float32.
@@ -124,30 +142,52 @@ class PixelCalibration:
         if prob.ndim != 3 or prob.shape[0] != n or near.shape != (len(NEIGHBOUR_NAMES),) + prob.shape[1:]:
             raise ValueError(f"expected prob (n_class={n}, ny, nx) and an input (ny, nx), got {prob.shape} and "
                              f"{near.shape[1:]}")
-        logits = _logits(prob)
-        shared = np.concatenate([logits, near]).reshape(n + len(NEIGHBOUR_NAMES), -1)
-        coef = self.coefficients.astype(np.float32)
-        z = (coef[:, 1:1 + n + len(NEIGHBOUR_NAMES)] @ shared).reshape(prob.shape)  # one BLAS call
-        z += coef[:, :1, None]
-        # The own-logit interactions: class k's logit times the contrast and its absolute value.
-        logits *= coef[:, -2, None, None] * near[0] + coef[:, -1, None, None] * near[1]
-        z += logits
-        np.clip(z, -30.0, 30.0, out=z)
-        np.negative(z, out=z)
-        np.exp(z, out=z)
-        z += 1.0
-        return np.reciprocal(z, out=z)
+        if not self.layers:
+            return prob.astype(np.float32)
+        # Features as rows, pixels as columns: every layer is one BLAS call over the tile.
+        h = np.concatenate([_logits(prob), near.astype(np.float32)]).reshape(n + len(NEIGHBOUR_NAMES), -1)
+        for i, (w, b) in enumerate(self.layers):
+            h = w.astype(np.float32) @ h
+            h += b.astype(np.float32)[:, None]
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0, out=h)
+        np.clip(h, -30.0, 30.0, out=h)
+        np.negative(h, out=h)
+        np.exp(h, out=h)
+        h += 1.0
+        out = np.reciprocal(h, out=h).reshape(prob.shape)
+        for c in self.passthrough:
+            k = self.classes.index(c)
+            out[k] = prob[k]
+        return out
+
+    def attach(self, model):
+        """``model`` with this calibration as its last layer, for prediction.
+
+        One graph, so the perceptron runs in the backend's threads: several times faster than
+        numpy's BLAS on these thin matrices here. Same result as ``apply`` on the model's
+        outputs and input (within float32 rounding). An image padded up to the network's size
+        gives the padding as neighbours to its last row and column, as the network sees them.
+        """
+        if not self.layers:
+            return model
+        import keras
+
+        head = _calibration_head(self)
+        return keras.Model(model.inputs, head(model.inputs[0], model.outputs[0]), name=f"{model.name}_calibrated")
 
     # --- File form.
     def save(self, path: Path, *, note: str = "") -> None:
-        names = feature_names(self.classes)
-        data = {"tiles": int(self.tiles), "features": names,
-                "classes": {c: [_round6(v) for v in row] for c, row in zip(self.classes, self.coefficients)}}
-        header = ("# Pixel calibration (segnet/calibration.py): per class, the coefficients of a logistic\n"
-                  "# regression over the features below, fitted by maximum likelihood on validation tiles.\n")
+        data = {"tiles": int(self.tiles), "features": feature_names(self.classes), "classes": list(self.classes),
+                "passthrough": list(self.passthrough),
+                "layers": [{"weights": [[_round6(v) for v in row] for row in w], "bias": [_round6(v) for v in b]}
+                           for w, b in self.layers]}
+        header = ("# Pixel calibration (segnet/calibration.py): a perceptron from the features below to one\n"
+                  "# probability per class (ReLU between layers, sigmoid after the last), fitted by maximum\n"
+                  "# likelihood on validation tiles. Classes in 'passthrough' keep the network's output.\n")
         if note:
             header += "".join(f"# {line}\n" for line in note.splitlines())
-        Path(path).write_text(header + yaml.safe_dump(data, sort_keys=False, width=1000))
+        Path(path).write_text(header + yaml.safe_dump(data, sort_keys=False, width=100_000))
 
     @classmethod
     def load(cls, path: Path, classes) -> "PixelCalibration":
@@ -156,22 +196,84 @@ class PixelCalibration:
             data = read_mapping(path, "calibration")
         except ValueError as exc:
             raise CalibrationError(str(exc)) from None
-        rows = data.get("classes")
-        if not isinstance(rows, dict) or list(rows) != list(classes):
-            got = list(rows) if isinstance(rows, dict) else rows
-            raise CalibrationError(f"{path}: classes: expected {list(classes)} (the model's), got {got!r}")
+        if isinstance(data.get("classes"), dict):
+            raise CalibrationError(f"{path}: classes: a mapping of per-class coefficients, the logistic calibration of "
+                                   f"an earlier version; run evaluate.py on the model again to fit the current one")
+        if data.get("classes") != list(classes):
+            raise CalibrationError(f"{path}: classes: expected {list(classes)} (the model's), "
+                                   f"got {str(data.get('classes'))[:200]}")
         names = feature_names(classes)
         if data.get("features") != names:
-            raise CalibrationError(f"{path}: features: expected {names}, got {data.get('features')!r}")
-        coef = []
-        for c, row in rows.items():
-            ok = isinstance(row, list) and len(row) == len(names) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)
-            if not ok:
-                raise CalibrationError(f"{path}: classes.{c}: expected {len(names)} finite numbers, got {row!r}")
-            coef.append([float(v) for v in row])
+            raise CalibrationError(f"{path}: features: expected {names}, got {str(data.get('features'))[:400]}")
+        passthrough = data.get("passthrough", [])
+        if not isinstance(passthrough, list):
+            raise CalibrationError(f"{path}: passthrough: expected a list of class names, got {passthrough!r}")
+        layers = data.get("layers")
+        if not isinstance(layers, list):
+            raise CalibrationError(f"{path}: layers: expected a list of {{weights, bias}}, got {str(layers)[:80]}")
+        parsed = []
+        for i, layer in enumerate(layers):
+            w = layer.get("weights") if isinstance(layer, dict) else None
+            b = layer.get("bias") if isinstance(layer, dict) else None
+            w, b = _numbers(w, path, f"layers[{i}].weights", 2), _numbers(b, path, f"layers[{i}].bias", 1)
+            parsed.append((w, b))
         tiles = data.get("tiles", 0)
-        return cls(tuple(classes), np.array(coef), int(tiles) if isinstance(tiles, int) else 0)
+        try:
+            return cls(tuple(classes), tuple(parsed), tuple(passthrough), int(tiles) if isinstance(tiles, int) else 0)
+        except CalibrationError as exc:
+            raise CalibrationError(f"{path}: {exc}") from None
+
+
+def _calibration_head(calibration: PixelCalibration):
+    """A Keras layer: (network input (b, ny, nx, 1), probabilities (b, ny, nx, n)) -> calibrated ones."""
+    import keras
+    from keras import ops
+
+    class CalibrationHead(keras.layers.Layer):
+        def __init__(self):
+            super().__init__(name="pixel_calibration")
+            last = len(calibration.layers) - 1
+            self.dense = [keras.layers.Dense(w.shape[0], activation="relu" if i < last else None)
+                          for i, (w, _) in enumerate(calibration.layers)]
+            n_in = len(feature_names(calibration.classes))
+            for dense, (w, b) in zip(self.dense, calibration.layers):
+                dense.build((None, n_in))
+                dense.set_weights([w.T.astype(np.float32), b.astype(np.float32)])
+                n_in = w.shape[0]
+            self.keep = np.array([c in calibration.passthrough for c in calibration.classes])
+
+        def call(self, x, prob):
+            # As neighbour_features and apply, in keras.ops (any backend).
+            p = ops.clip(prob, P_CLIP, 1 - P_CLIP)
+            image = x[..., 0]
+            padded = ops.pad(image, [[0, 0], [1, 1], [1, 1]], mode="symmetric")
+            ring = [padded[:, 1 + dy:(dy - 1) or None, 1 + dx:(dx - 1) or None] for dy, dx in _OFFSETS]
+            mean = sum(ring) / 8.0
+            brightest, faintest = ring[0], ring[0]
+            for r in ring[1:]:
+                brightest, faintest = ops.maximum(brightest, r), ops.minimum(faintest, r)
+            contrast = image - mean
+            near = [contrast, ops.abs(contrast), brightest - mean, mean - faintest, image, *(r - image for r in ring)]
+            h = ops.concatenate([ops.log(p / (1 - p)), ops.stack(near, axis=-1)], axis=-1)
+            for dense in self.dense:
+                h = dense(h)
+            out = ops.sigmoid(ops.clip(h, -30.0, 30.0))
+            return ops.where(self.keep, prob, out) if self.keep.any() else out
+
+    return CalibrationHead()
+
+
+def _numbers(value, path, key: str, ndim: int) -> np.ndarray:
+    """A list (ndim 1) or list of equal lists (ndim 2) of finite numbers, else `CalibrationError`."""
+    def ok_row(row):
+        return isinstance(row, list) and row and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)
+    rows = value if ndim == 2 else [value]
+    if not (isinstance(rows, list) and rows and all(ok_row(r) for r in rows) and len({len(r) for r in rows}) == 1):
+        shape = "a list of equal lists" if ndim == 2 else "a list"
+        raise CalibrationError(f"{path}: {key}: expected {shape} of finite numbers, got {str(value)[:80]!r}")
+    array = np.array(rows, np.float64)
+    return array if ndim == 2 else array[0]
 
 
 def folder_calibration(folder: Path, classes) -> PixelCalibration | None:
@@ -183,90 +285,105 @@ def folder_calibration(folder: Path, classes) -> PixelCalibration | None:
 class CalibrationFit:
     """Collects pixels from tiles (``add``), then fits a `PixelCalibration` (``fit``).
 
-    Every positive pixel of a class is kept for that class, and a random
-    ``negative_rate`` of the others, weighted by its inverse, so the fit sees the
-    tiles' natural class frequencies at a fraction of the memory.
+    A pixel in any class but the common ones (``COMMON_CLASSES``) is always kept;
+    of the others a random ``negative_rate`` is kept and weighted by its inverse,
+    so the fit sees the tiles' natural class frequencies at a fraction of the memory.
     """
 
-    def __init__(self, classes, *, negative_rate: float = 0.03, max_positives: int = 300_000, seed: int = 0):
+    def __init__(self, classes, *, negative_rate: float = 0.03, hidden: int = HIDDEN, epochs: int = EPOCHS,
+                 seed: int = 0):
         if not 0 < negative_rate <= 1:
             raise ValueError(f"negative_rate must be in (0, 1], got {negative_rate!r}")
         self.classes = tuple(classes)
         self.negative_rate = float(negative_rate)
-        self.max_positives = int(max_positives)
+        self.hidden, self.epochs, self.seed = int(hidden), int(epochs), seed
         self.rng = np.random.default_rng(seed)
-        self.rows = {c: [] for c in self.classes}
+        self.rare = np.array([c not in COMMON_CLASSES for c in self.classes])
+        self.features, self.truth, self.weights = [], [], []
         self.tiles = 0
 
     def add(self, prob: np.ndarray, x: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> None:
         """One tile: network outputs (n_class, ny, nx), input (ny, nx), truth (n_class, ny, nx), valid (ny, nx)."""
-        logits = _logits(prob)
-        near = neighbour_features(x)
-        shared = np.concatenate([logits, near])
-        sampled = valid & (self.rng.random(valid.shape) < self.negative_rate)
-        for k, c in enumerate(self.classes):
-            t = truth[k].astype(bool)
-            keep = (valid & t) | (sampled & ~t)
-            own = logits[k][keep]
-            cols = [shared[:, keep], (own * near[0][keep])[None], (own * near[1][keep])[None]]
-            self.rows[c].append(np.concatenate([np.concatenate(cols).T, t[keep][:, None]], 1).astype(np.float32))
+        truth = np.asarray(truth, bool)
+        always = truth[self.rare].any(0)
+        keep = valid & (always | (self.rng.random(valid.shape) < self.negative_rate))
+        features = np.concatenate([_logits(prob), neighbour_features(x)])
+        self.features.append(features[:, keep].T)
+        self.truth.append(truth[:, keep].T)
+        self.weights.append(np.where(always[keep], 1.0, 1.0 / self.negative_rate).astype(np.float32))
         self.tiles += 1
 
-    def fit(self) -> PixelCalibration:
-        coef = PixelCalibration.identity(self.classes).coefficients
-        self.skipped = {}
-        for k, c in enumerate(self.classes):
-            rows = np.concatenate(self.rows[c]) if self.rows[c] else np.zeros((0, coef.shape[1]), np.float32)
-            y = rows[:, -1].astype(np.float64)
-            n_pos = int(y.sum())
-            if n_pos < MIN_POSITIVES or n_pos == len(y):
-                self.skipped[c] = n_pos
-                continue
-            w = np.where(y > 0, 1.0, 1.0 / self.negative_rate)
-            if n_pos > self.max_positives:  # keep memory and time bounded; reweight what is kept
-                pos = np.nonzero(y > 0)[0]
-                drop = self.rng.choice(pos, n_pos - self.max_positives, replace=False)
-                keep = np.ones(len(y), bool)
-                keep[drop] = False
-                w[y > 0] *= n_pos / self.max_positives
-                rows, y, w = rows[keep], y[keep], w[keep]
-            features = np.concatenate([np.ones((len(y), 1)), rows[:, :-1].astype(np.float64)], 1)
-            coef[k] = fit_logistic(features, y, w, start=coef[k])
+    def fit(self, progress=None) -> PixelCalibration:
+        """The fitted calibration; ``progress(k)`` is called after each epoch."""
+        n_features = len(feature_names(self.classes))
+        x = np.concatenate(self.features) if self.features else np.zeros((0, n_features), np.float32)
+        y = np.concatenate(self.truth) if self.truth else np.zeros((0, len(self.classes)), bool)
+        w = np.concatenate(self.weights) if self.weights else np.zeros(0, np.float32)
+        positives = y.sum(0)
+        self.skipped = {c: int(n) for c, n in zip(self.classes, positives) if n < MIN_POSITIVES or n == len(y)}
+        if len(self.skipped) == len(self.classes):
+            return PixelCalibration(self.classes, (), self.classes, self.tiles)
+        layers = train_mlp(x, y, w, hidden=self.hidden, epochs=self.epochs, seed=self.seed, progress=progress)
         # Rounded as calibration.yaml writes them, so the file holds exactly what evaluate.py measured.
-        return PixelCalibration(self.classes, np.vectorize(_round6)(coef), self.tiles)
+        rounded = tuple((np.vectorize(_round6)(wt), np.vectorize(_round6)(b)) for wt, b in layers)
+        return PixelCalibration(self.classes, rounded, tuple(c for c in self.classes if c in self.skipped), self.tiles)
 
 
-def fit_logistic(features: np.ndarray, y: np.ndarray, w: np.ndarray, *, start=None, ridge: float = 1e-4,
-                 iterations: int = 50) -> np.ndarray:
-    """Weighted logistic regression by Newton's method with step halving (a small ridge keeps it defined).
+def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = HIDDEN, epochs: int = EPOCHS,
+              batch_size: int = 8192, learning_rate: float = 1e-2, seed: int = 0, progress=None):
+    """Weighted sigmoid cross-entropy fit of a 2-hidden-layer ReLU perceptron, by Adam with a cosine schedule.
 
-    Minimises ``sum w * BCE(y, sigmoid(features @ beta)) / sum(w) + ridge/2 * |beta[1:]|^2``.
+    x: (n, n_in) features; y: (n, n_out) 0/1 truth; w: (n,) weights. Returns
+    ``((W1, b1), (W2, b2), (W3, b3))`` with W (n_out, n_in), acting on the raw
+    features (the standardisation used in training is folded into W1, b1).
+    Plain numpy, so the fit is the same under every Keras backend and run to run.
     """
-    beta = np.zeros(features.shape[1]) if start is None else np.array(start, np.float64)
-    w = w / w.sum()
-    penalty = np.full(len(beta), ridge)
-    penalty[0] = 0.0
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y, np.float32)
+    w = np.asarray(w, np.float32) / np.float32(np.mean(w))
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mean) / scale
+    sizes = [x.shape[1], hidden, hidden, y.shape[1]]
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        limit = math.sqrt(6.0 / n_in)  # He uniform, for ReLU
+        params += [rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32), np.zeros(n_out, np.float32)]
+    prevalence = np.clip((w[:, None] * y).sum(0) / w.sum(), 1e-6, 1 - 1e-6)
+    params[-1] = np.log(prevalence / (1 - prevalence)).astype(np.float32)  # start at the class frequencies
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    steps_per_epoch = max(1, math.ceil(len(x) / batch_size))
+    total, step = epochs * steps_per_epoch, 0
+    beta1, beta2, eps = 0.9, 0.999, 1e-7
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for first in range(0, len(x), batch_size):
+            idx = order[first:first + batch_size]
+            grads = _gradients(params, xs[idx], y[idx], w[idx])
+            step += 1
+            lr = learning_rate * 0.5 * (1 + math.cos(math.pi * (step - 1) / total))
+            correction = math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+            for p, g, (m, v) in zip(params, grads, moments):
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                p -= (lr * correction) * m / (np.sqrt(v) + eps)
+        if progress:
+            progress(1)
+    w1, b1, w2, b2, w3, b3 = (p.astype(np.float64) for p in params)
+    w1 = w1 / scale[:, None]
+    b1 = b1 - mean @ w1
+    return ((w1.T, b1), (w2.T, b2), (w3.T, b3))
 
-    def loss(b):
-        z = features @ b
-        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(penalty * b * b))
 
-    current = loss(beta)
-    for _ in range(iterations):
-        q = 1.0 / (1.0 + np.exp(-np.clip(features @ beta, -30, 30)))
-        grad = features.T @ (w * (q - y)) + penalty * beta
-        hess = (features * (w * q * (1 - q))[:, None]).T @ features + np.diag(penalty + 1e-12)
-        step = np.linalg.solve(hess, grad)
-        scale = 1.0
-        while scale > 1e-4:
-            trial = beta - scale * step
-            value = loss(trial)
-            if value <= current:
-                break
-            scale /= 2
-        else:
-            break
-        beta, previous, current = trial, current, value
-        if previous - current < 1e-10:
-            break
-    return beta
+def _gradients(params, x, y, w):
+    """Gradients of ``mean(w * sum over classes of BCE)`` for a batch."""
+    w1, b1, w2, b2, w3, b3 = params
+    h1 = np.maximum(x @ w1 + b1, 0)
+    h2 = np.maximum(h1 @ w2 + b2, 0)
+    z = np.clip(h2 @ w3 + b3, -30, 30)
+    dz = (1 / (1 + np.exp(-z)) - y) * (w / len(x))[:, None]
+    dh2 = (dz @ w3.T) * (h2 > 0)
+    dh1 = (dh2 @ w2.T) * (h1 > 0)
+    return [x.T @ dh1, dh1.sum(0), h1.T @ dh2, dh2.sum(0), h2.T @ dz, dz.sum(0)]

@@ -93,14 +93,18 @@ def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int
 
 
 def fit_calibration(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
-                    progress=None) -> PixelCalibration:
-    """The pixel calibration of ``model``, fitted on tiles 0 .. n_tiles-1 of ``source`` (the validation split)."""
-    fit = CalibrationFit(source.classes)
+                    progress=None, **fit_options) -> PixelCalibration:
+    """The pixel calibration of ``model``, fitted on tiles 0 .. n_tiles-1 of ``source`` (the validation split).
+
+    ``progress(k)`` counts the tiles, then the training epochs (``fit_options["epochs"]``, default
+    ``segnet.calibration.EPOCHS``).
+    """
+    fit = CalibrationFit(source.classes, **fit_options)
     for batch in tile_batches(source, n_tiles, batch_size, progress):
         prob, x = predict_tiles(model, batch, with_input=True)
         for sample, p, xi in zip(batch, prob, x):
             fit.add(p, xi, sample.truth, valid_pixels(sample))
-    return fit.fit()
+    return fit.fit(progress)
 
 
 def lacosmic_inputs(sample: Sample) -> dict:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segnet.calibration import neighbour_features
 from segnet.dataset import to_network
 from segnet.normalize import BackgroundGrid
 
@@ -102,13 +101,15 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         probabilities, 0 on non-finite input pixels.
     mask : (ny, nx) bool array-like of pixels to leave out of the background and noise
         estimates (saturated, known bad), or None.
-    calibration : optional ``segnet.calibration.PixelCalibration``, applied to each tile's core
-        (its neighbour features cut from the whole window, so tiles agree with the whole frame).
+    calibration : optional ``segnet.calibration.PixelCalibration``, attached to the model's graph
+        (its 3x3 neighbour features lie within each window, so tiles agree with the whole frame).
     transform : optional function applied to each tile's (n_class, h, w) probabilities
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
     """
     settings.check(model_multiple(model))  # before the (slow) grid
+    if calibration is not None:
+        model = calibration.attach(model)    # in the graph: the backend's threads, not numpy's
     grid = BackgroundGrid(image, mask=mask)
 
     def encode(ys, xs):
@@ -120,8 +121,6 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
 
     def decode(p, state, cy, cx):
         invalid, x = state
-        if calibration is not None:
-            p = calibration.apply_near(p, neighbour_features(x)[:, cy, cx])
         p = np.where(invalid[cy, cx], 0.0, p)  # non-finite input: predicted 0 (the writer records them)
         return p if transform is None else transform(p)
 

@@ -53,6 +53,8 @@ class FramePredictor:
         self.model = fold_batch_norm(load_model(self.model_path))
         self.classes = tuple(model_class_names(self.model))
         self.calibration = folder_calibration(folder, self.classes)
+        # The calibration joins the network's graph once, not once per frame.
+        self.network = self.calibration.attach(self.model) if self.calibration else self.model
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         self.priors = self._priors(folder, priors_file) if priors_file else None
         self.inpainter, self.replaced = None, ()
@@ -235,8 +237,8 @@ class FramePredictor:
                     if progress:
                         progress(n_tiles)
 
-                predict_frame(self.model, plane.data, prob, settings=options.settings, mask=mask,
-                              calibration=self.calibration, transform=self.transform(), progress=batch_done)
+                predict_frame(self.network, plane.data, prob, settings=options.settings, mask=mask,
+                              transform=self.transform(), progress=batch_done)
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp

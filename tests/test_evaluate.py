@@ -85,9 +85,10 @@ def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tile
     validation = SampleSource(config.data_section, config.train.seed, split="validation")
     written = PixelCalibration.load(smoke_run / "calibration.yaml", config.classes)
     refit = fit_calibration(model, validation, 5)
-    np.testing.assert_allclose(written.coefficients, refit.coefficients, rtol=1e-3, atol=1e-5)  # same tiles
-    assert written.tiles == 5
-    assert not np.array_equal(written.coefficients, PixelCalibration.identity(config.classes).coefficients)
+    assert written.tiles == 5 and written.passthrough == refit.passthrough != config.classes
+    for (w, b), (w2, b2) in zip(written.layers, refit.layers, strict=True):   # same tiles, same fit
+        np.testing.assert_allclose(w, w2, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(b, b2, rtol=1e-5, atol=1e-9)
     # The thresholds and the test figures are those of the calibrated probabilities.
     payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
     for split, n, check in (("validation", 3, "thresholds"), ("test", 4, "AUC")):

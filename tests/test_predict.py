@@ -73,14 +73,20 @@ def test_output_follows_the_contract(run_dir, tmp_path):
         np.testing.assert_array_equal(flags.data, expected)
 
 
+def random_layers(classes, seed, hidden=6):
+    from segnet.calibration import feature_names
+    rng = np.random.default_rng(seed)
+    sizes = [len(feature_names(classes)), hidden, hidden, len(classes)]
+    return tuple((rng.normal(0, 0.5, (o, i)), rng.normal(0, 0.5, o)) for i, o in zip(sizes, sizes[1:]))
+
+
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
-    from segnet.calibration import PixelCalibration, feature_names
+    from segnet.calibration import PixelCalibration
     from segnet.run_folder import load_model
     model = load_model(run_dir / "model.keras")
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
-    calibration = PixelCalibration(tuple(classes), np.random.default_rng(5).normal(
-        0, 0.3, (len(classes), len(feature_names(classes))))) if calibrated else None
+    calibration = PixelCalibration(tuple(classes), random_layers(classes, seed=5)) if calibrated else None
     image = frame((150, 170), seed=1)
     whole = np.zeros((10, 150, 170), np.float32)
     tiled = np.zeros_like(whole)
@@ -90,15 +96,15 @@ def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
 
 
 def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
-    from segnet.calibration import PixelCalibration, feature_names
+    from segnet.calibration import PixelCalibration
     from segnet.dataset import to_network
     from segnet.normalize import BackgroundGrid
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibrated = tmp_path / "calibrated"
     shutil.copytree(run_dir, calibrated)
-    coef = PixelCalibration.identity(classes).coefficients
-    coef[classes.index("HPX"), feature_names(classes).index("contrast")] = 2.0  # a hot pixel stands out
-    PixelCalibration(tuple(classes), coef).save(calibrated / "calibration.yaml")
+    calibration = PixelCalibration(tuple(classes), random_layers(classes, seed=6), passthrough=("BPX",))
+    calibration.save(calibrated / "calibration.yaml")
+    calibration = PixelCalibration.load(calibrated / "calibration.yaml", classes)  # as written: 6 digits
     image = frame((70, 90), seed=2)
     src = write(tmp_path / "f.fits", image)
     one_tile = ["--tile", "128", "--margin", "0", "--blend", "0", "--quiet"]
@@ -109,10 +115,13 @@ def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
         p_cal, p_raw = cal["PROB"].data.astype(np.float32), raw["PROB"].data.astype(np.float32)
     background, sigma = BackgroundGrid(image).window()
     x = to_network(image, background, sigma, ~np.isfinite(image))
-    np.testing.assert_allclose(p_cal, PixelCalibration(tuple(classes), coef).apply(p_raw, x), atol=2e-5)
+    # The last row and column: the 70x90 frame is padded to 80x96 for the network, and the calibration's
+    # neighbours there are that padding (the network's view), not the reflected frame.
+    np.testing.assert_allclose(p_cal[:, :-1, :-1], calibration.apply(p_raw, x)[:, :-1, :-1], atol=2e-5)
     assert np.abs(p_cal - p_raw).max() > 0.1
+    np.testing.assert_array_equal(p_cal[classes.index("BPX")], p_raw[classes.index("BPX")])
     # A broken calibration.yaml stops the run and says which file and key.
-    text = (calibrated / "calibration.yaml").read_text().replace("HPX:", "HPX: [1.0]\n  XXX:")
+    text = (calibrated / "calibration.yaml").read_text().replace("- HPX\n", "- HPX\n- XXX\n")
     (calibrated / "calibration.yaml").write_text(text)
     assert predict.main([str(src), "-o", str(tmp_path / "bad"), "--model", str(calibrated), *one_tile]) == 2
     err = capsys.readouterr().err
