@@ -136,7 +136,7 @@ class PixelCalibration:
         return np.stack([self.apply(p, xi) for p, xi in zip(prob, x)])
 
     def apply_near(self, prob: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """``apply`` with the input's ``neighbour_features`` given (cut from a larger window's)."""
+        """``apply`` with the input's ``neighbour_features`` already computed (e.g. cut from a larger window's)."""
         prob = np.asarray(prob)
         n = len(self.classes)
         if prob.ndim != 3 or prob.shape[0] != n or near.shape != (len(NEIGHBOUR_NAMES),) + prob.shape[1:]:
@@ -232,14 +232,10 @@ def _calibration_head(calibration: PixelCalibration):
     class CalibrationHead(keras.layers.Layer):
         def __init__(self):
             super().__init__(name="pixel_calibration")
-            last = len(calibration.layers) - 1
-            self.dense = [keras.layers.Dense(w.shape[0], activation="relu" if i < last else None)
-                          for i, (w, _) in enumerate(calibration.layers)]
-            n_in = len(feature_names(calibration.classes))
-            for dense, (w, b) in zip(self.dense, calibration.layers):
-                dense.build((None, n_in))
-                dense.set_weights([w.T.astype(np.float32), b.astype(np.float32)])
-                n_in = w.shape[0]
+            # Each layer as a 1x1 convolution with constant weights: the CPU backends fuse
+            # convolution, bias and ReLU (measured 20 % less CPU time than Dense layers).
+            self.kernels = [ops.convert_to_tensor(w.T[None, None].astype(np.float32)) for w, _ in calibration.layers]
+            self.biases = [ops.convert_to_tensor(b.astype(np.float32)) for _, b in calibration.layers]
             self.keep = np.array([c in calibration.passthrough for c in calibration.classes])
 
         def call(self, x, prob):
@@ -255,8 +251,10 @@ def _calibration_head(calibration: PixelCalibration):
             contrast = image - mean
             near = [contrast, ops.abs(contrast), brightest - mean, mean - faintest, image, *(r - image for r in ring)]
             h = ops.concatenate([ops.log(p / (1 - p)), ops.stack(near, axis=-1)], axis=-1)
-            for dense in self.dense:
-                h = dense(h)
+            for k, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+                h = ops.conv(h, kernel) + bias
+                if k < len(self.kernels) - 1:
+                    h = ops.relu(h)
             out = ops.sigmoid(ops.clip(h, -30.0, 30.0))
             return ops.where(self.keep, prob, out) if self.keep.any() else out
 

@@ -6,13 +6,16 @@ carry ``margin`` pixels of context on every side that is not the frame's
 edge. Each tile's prediction is kept on its core only, weighted by ramps that
 sum to exactly 1 across every overlap (a partition of unity), and added into
 the output, which may be a memory-mapped FITS cube: memory is bounded by the
-tile batch, not by the frame. Tile origins are multiples of ``2**depth`` so
-the pooling windows fall where they fall on the whole frame; with a margin
-wider than the network's reach, a tiled prediction equals the whole-frame one
-away from the frame's border.
+tile batch, not by the frame. Along each axis the frame takes the fewest tiles
+that fit in ``tile`` pixels, with cores of equal length, so that little of the
+network's work goes into padding or repeated context. Tile origins are
+multiples of ``2**depth`` so the pooling windows fall where they fall on the
+whole frame; with a margin wider than the network's reach, a tiled prediction
+equals the whole-frame one away from the frame's border.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,18 +36,24 @@ class Span:
     ramp_out: bool  # weight falls over the last `blend` pixels of the core
 
 
-def plan_axis(n: int, *, core: int, blend: int, margin: int) -> list[Span]:
-    """Tiles covering 0..n-1 along one axis (see the module docstring)."""
-    if core <= blend:
-        raise ValueError(f"core ({core}) must be larger than blend ({blend})")
-    step = core - blend
-    starts = list(range(0, max(n - blend, 1), step))
-    spans = []
-    for k, start in enumerate(starts):
-        stop = min(start + core, n)
-        spans.append(Span(start, stop, max(start - margin, 0), min(stop + margin, n),
-                          ramp_in=k > 0, ramp_out=k < len(starts) - 1))
-    return spans
+def plan_axis(n: int, *, tile: int, blend: int, margin: int, multiple: int = 1) -> list[Span]:
+    """Tiles covering 0..n-1 along one axis: the fewest whose input windows fit in ``tile`` px.
+
+    Cores are of equal length (a multiple of ``multiple``; the last may be shorter), so every
+    window is nearly the padded tile size: a 4096-px axis in tiles of at most 2560 px takes
+    two windows of 2128 px, not one of 2560 and one of 1600 padded to 2560.
+    """
+    if tile - 2 * margin <= blend:
+        raise ValueError(f"tile - 2*margin ({tile - 2 * margin}) must exceed blend ({blend})")
+    if _round_up(n, multiple) <= tile:
+        return [Span(0, n, 0, n, ramp_in=False, ramp_out=False)]
+    for k in itertools.count(2):
+        core = _round_up(-(-(n + (k - 1) * blend) // k), multiple)  # k cores overlapping by blend cover n
+        if core + (2 if k > 2 else 1) * margin <= tile:              # edge windows need context on one side only
+            break
+    starts = list(range(0, max(n - blend, 1), core - blend))
+    return [Span(start, min(start + core, n), max(start - margin, 0), min(start + core + margin, n),
+                 ramp_in=i > 0, ramp_out=i < len(starts) - 1) for i, start in enumerate(starts)]
 
 
 def axis_weights(span: Span, blend: int) -> np.ndarray:
@@ -64,7 +73,7 @@ def _round_up(n: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class TileSettings:
-    tile: int = 1024     # input side of a full tile, px (a multiple of 2**depth)
+    tile: int = 2560     # largest input side of a tile, px (a multiple of 2**depth)
     margin: int = 64     # context kept around each core, px (a multiple of 2**depth)
     blend: int = 32      # overlap of neighbouring cores, blended linearly, px
     batch_size: int = 1  # tiles per forward pass: the memory bound
@@ -111,20 +120,39 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
     if calibration is not None:
         model = calibration.attach(model)    # in the graph: the backend's threads, not numpy's
     grid = BackgroundGrid(image, mask=mask)
+    read = RowStrips(image)
 
     def encode(ys, xs):
-        window = np.asarray(image[ys, xs], dtype=np.float32)
+        window = read(ys, xs)
         invalid = ~np.isfinite(window)
         background, sigma = grid.window(ys, xs)
         x = to_network(window, background, sigma, invalid)
-        return x[..., None], (invalid, x)
+        return x[..., None], invalid
 
-    def decode(p, state, cy, cx):
-        invalid, x = state
-        p = np.where(invalid[cy, cx], 0.0, p)  # non-finite input: predicted 0 (the writer records them)
+    def decode(p, invalid, cy, cx):
+        invalid = invalid[cy, cx]
+        if invalid.any():
+            p = np.where(invalid, np.float32(0), p)  # non-finite input: predicted 0 (the writer records them)
         return p if transform is None else transform(p)
 
     run_tiles(model, image.shape, out, encode=encode, decode=decode, settings=settings, progress=progress)
+
+
+class RowStrips:
+    """Windows of a frame, read a strip of whole rows at a time.
+
+    The tiles of one row of tiles share their rows, and a FITS ``section`` reads one
+    row per call for a window narrower than the frame: whole rows come in one read.
+    """
+
+    def __init__(self, image):
+        self.image, self.rows, self.strip = image, None, None
+
+    def __call__(self, ys: slice, xs: slice) -> np.ndarray:
+        """float32 copy of ``image[ys, xs]``."""
+        if self.rows != (ys.start, ys.stop):
+            self.rows, self.strip = (ys.start, ys.stop), np.asarray(self.image[ys], dtype=np.float32)
+        return self.strip[:, xs].copy()
 
 
 def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSettings = TileSettings(),
@@ -136,13 +164,12 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
     turns the model's output over the tile's core, ``(k, hc, wc)`` (``cy, cx``: the
     core within the window), into what is blended into ``out``, ``(k, ny, nx)``.
     """
-    ny, nx = shape
     multiple = model_multiple(model)
     settings.check(multiple)
-    # Small frames: one tile of the frame's own (rounded-up) size, not a mostly empty full tile.
-    tile_y = min(settings.tile, _round_up(ny, multiple))
-    tile_x = min(settings.tile, _round_up(nx, multiple))
-    jobs = plan_tiles((ny, nx), settings)
+    rows, cols = plan_axes(shape, settings, multiple)
+    # One input shape for every tile of the frame (one traced graph): the longest window, rounded up.
+    tile_y, tile_x = (max(_round_up(s.in1 - s.in0, multiple) for s in spans) for spans in (rows, cols))
+    jobs = [(r, c) for r in rows for c in cols]
     for first in range(0, len(jobs), settings.batch_size):
         batch = jobs[first:first + settings.batch_size]
         x, states = None, []
@@ -155,19 +182,23 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
         result = np.asarray(model.predict_on_batch(x))
         for b, (r, c) in enumerate(batch):
             cy, cx = slice(r.core0 - r.in0, r.core1 - r.in0), slice(c.core0 - c.in0, c.core1 - c.in0)
-            p = decode(np.moveaxis(result[b, cy, cx, :], -1, 0), states[b], cy, cx)
-            weight = np.outer(axis_weights(r, settings.blend), axis_weights(c, settings.blend))
-            out[:, r.core0:r.core1, c.core0:c.core1] += (p * weight).astype(np.float32)
+            p = np.asarray(decode(np.moveaxis(result[b, cy, cx, :], -1, 0), states[b], cy, cx), np.float32)
+            # Weights differ from 1 only on the ramps: scale those rows and columns in place.
+            wy, wx = axis_weights(r, settings.blend), axis_weights(c, settings.blend)
+            ramp_y, ramp_x = np.flatnonzero(wy != 1), np.flatnonzero(wx != 1)
+            p[:, ramp_y] *= wy[ramp_y, None]
+            p[:, :, ramp_x] *= wx[ramp_x]
+            out[:, r.core0:r.core1, c.core0:c.core1] += p
         if progress:
             progress(len(batch))
 
 
-def plan_tiles(shape, settings: TileSettings = TileSettings()) -> list[tuple[Span, Span]]:
-    """Every tile of a frame of ``shape``, row by row: (row span, column span)."""
-    core = settings.tile - 2 * settings.margin
-    rows, cols = (plan_axis(n, core=core, blend=settings.blend, margin=settings.margin) for n in shape)
-    return [(r, c) for r in rows for c in cols]
+def plan_axes(shape, settings: TileSettings = TileSettings(), multiple: int = 1):
+    """The tiles of a frame of ``shape``: (row spans, column spans); see ``plan_axis``."""
+    return tuple(plan_axis(n, tile=settings.tile, blend=settings.blend, margin=settings.margin, multiple=multiple)
+                 for n in shape)
 
 
-def count_tiles(shape, settings: TileSettings = TileSettings()) -> int:
-    return len(plan_tiles(shape, settings))
+def count_tiles(shape, settings: TileSettings = TileSettings(), multiple: int = 1) -> int:
+    rows, cols = plan_axes(shape, settings, multiple)
+    return len(rows) * len(cols)

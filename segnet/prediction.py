@@ -22,7 +22,7 @@ from data_sim.atomic import atomic_path
 from segnet.calibration import folder_calibration
 from segnet.fits_io import (InputError, clean_header, compress_file, create_output, open_input, output_headers,
                             output_stem, release_pages, select_planes)
-from segnet.inference import TileSettings, count_tiles, predict_frame
+from segnet.inference import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.metrics import adjust_priors
 from segnet.run_folder import read_mapping
 
@@ -138,8 +138,8 @@ class FramePredictor:
         try:
             with open_input(path) as hdul:
                 planes = select_planes(path, hdul, options.hdu, options.all_hdus)
-                passes = 2 if self.inpainter else 1  # the inpainting network runs over the same tiles
-                return passes * sum(count_tiles(p.shape, options.settings) for p in planes)
+                models = [self.model] + ([self.inpainter.model] if self.inpainter else [])
+                return sum(count_tiles(p.shape, options.settings, model_multiple(m)) for p in planes for m in models)
         except InputError:
             return 0
 

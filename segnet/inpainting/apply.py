@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet.inference import TileSettings, run_tiles
+from segnet.inference import RowStrips, TileSettings, run_tiles
 from segnet.inpainting.data import decode, encode, normalisation
 from segnet.inpainting.network import INPUT_CHANNELS, fold_batch_norm
 from segnet.normalize import BackgroundGrid
@@ -106,10 +106,11 @@ class Inpainter:
         """
         replace = np.asarray(replace, bool)
         grid = BackgroundGrid(image, mask=replace if mask is None else (replace | mask))
+        read = RowStrips(image)
 
         def encode_window(ys, xs):
             background, sigma = grid.window(ys, xs)
-            x, fill, unit = encode(np.asarray(image[ys, xs], np.float32), replace[ys, xs], background, sigma)
+            x, fill, unit = encode(read(ys, xs), replace[ys, xs], background, sigma)
             return x, (background, sigma, fill, unit)
 
         def decode_core(p, maps, cy, cx):
