@@ -17,7 +17,11 @@ and a small cosmic-ray hit differ in how the neighbours' pattern combines with t
 logits, which a per-class logistic regression (this module's first version) could
 not express. It is fitted by weighted maximum likelihood (Adam) on validation tiles
 at their natural class frequencies (``evaluate.py``), so the result is calibrated.
-It costs three small matrix products per pixel, no convolution.
+Besides, each class's logit averaged over a ``CONTEXT`` x ``CONTEXT`` box around the
+pixel: fringes and faint object wings are extended, and whether a pixel lies among
+others of its class tells what its own 2-sigma truth cut cannot (on 48 test tiles of
+the epoch-37 network: best MCC FRG 0.65 -> 0.71, AUC OBJ 0.9901 -> 0.9913).
+It costs three small matrix products per pixel and a box sum of the logits.
 
 ``calibration.yaml`` in a model's folder holds the weights; ``predict.py`` and
 ``evaluate.py`` apply it when present.
@@ -34,7 +38,7 @@ import yaml
 from segnet.run_folder import read_mapping
 
 __all__ = ["PixelCalibration", "CalibrationFit", "CalibrationError", "neighbour_features", "feature_names",
-           "folder_calibration", "train_mlp", "FILE_NAME"]
+           "folder_calibration", "train_mlp", "context_means", "FILE_NAME"]
 
 FILE_NAME = "calibration.yaml"
 P_CLIP = 1e-6            # logits are clipped at +-13.8
@@ -42,6 +46,7 @@ MIN_POSITIVES = 20       # fewer positives in the fitting tiles: the class keeps
 HIDDEN = 32              # units in each of the two hidden layers
 EPOCHS = 80              # passes over the sampled pixels (about 5,000 Adam steps for 100 tiles)
 COMMON_CLASSES = ("OBJ",)  # sampled like the background: objects cover much of a crowded tile
+CONTEXT = 9              # side of the box the logits are averaged over (0: no such features)
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 NEIGHBOUR_NAMES = ("contrast", "abs_contrast", "brightest_neighbour", "faintest_neighbour", "value",
                    *(f"neighbour({dy:+d},{dx:+d})_minus_value" for dy, dx in _OFFSETS))
@@ -51,8 +56,18 @@ class CalibrationError(ValueError):
     """A calibration file that cannot be used; the message names the file and the key."""
 
 
-def feature_names(classes) -> list[str]:
-    return [*(f"logit_{c}" for c in classes), *NEIGHBOUR_NAMES]
+def feature_names(classes, context: int = 0) -> list[str]:
+    box = [f"logit_{c}_mean{context}x{context}" for c in classes] if context else []
+    return [*(f"logit_{c}" for c in classes), *NEIGHBOUR_NAMES, *box]
+
+
+def context_means(logits: np.ndarray, context: int) -> np.ndarray:
+    """(n, ny, nx) float32: each plane averaged over the part of a ``context``-px box inside the image."""
+    from scipy.ndimage import uniform_filter
+    logits = np.asarray(logits, np.float32)
+    sums = uniform_filter(logits, size=(1, context, context), mode="constant", cval=0.0)
+    inside = uniform_filter(np.ones(logits.shape[1:], np.float32), size=context, mode="constant", cval=0.0)
+    return sums / inside
 
 
 def _ring(x: np.ndarray) -> list[np.ndarray]:
@@ -95,7 +110,7 @@ def _logits(prob: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PixelCalibration:
-    """A perceptron over ``feature_names(classes)``; ``apply`` calibrates a tile.
+    """A perceptron over ``feature_names(classes, context)``; ``apply`` calibrates a tile.
 
     ``layers`` are (weights (n_out, n_in), bias (n_out,)) pairs, ReLU between them,
     sigmoid after the last (one output per class). Classes in ``passthrough`` keep
@@ -106,9 +121,12 @@ class PixelCalibration:
     layers: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
     passthrough: tuple[str, ...] = ()
     tiles: int = 0                # validation tiles it was fitted on (for the record)
+    context: int = 0              # box side of the averaged-logit features; 0: none
 
     def __post_init__(self):
-        n_in = len(feature_names(self.classes))
+        if not (isinstance(self.context, int) and self.context >= 0 and (self.context == 0 or self.context % 2)):
+            raise CalibrationError(f"context: expected 0 or an odd number of pixels, got {self.context!r}")
+        n_in = len(feature_names(self.classes, self.context))
         for i, (w, b) in enumerate(self.layers):
             if w.ndim != 2 or w.shape[1] != n_in or b.shape != (w.shape[0],):
                 raise CalibrationError(f"layers[{i}]: weights {w.shape} and bias {b.shape} do not take {n_in} inputs")
@@ -145,7 +163,9 @@ class PixelCalibration:
         if not self.layers:
             return prob.astype(np.float32)
         # Features as rows, pixels as columns: every layer is one BLAS call over the tile.
-        h = np.concatenate([_logits(prob), near.astype(np.float32)]).reshape(n + len(NEIGHBOUR_NAMES), -1)
+        logits = _logits(prob)
+        box = [context_means(logits, self.context)] if self.context else []
+        h = np.concatenate([logits, near.astype(np.float32), *box]).reshape(self.layers[0][0].shape[1], -1)
         for i, (w, b) in enumerate(self.layers):
             h = w.astype(np.float32) @ h
             h += b.astype(np.float32)[:, None]
@@ -178,7 +198,8 @@ class PixelCalibration:
 
     # --- File form.
     def save(self, path: Path, *, note: str = "") -> None:
-        data = {"tiles": int(self.tiles), "features": feature_names(self.classes), "classes": list(self.classes),
+        data = {"tiles": int(self.tiles), "context": int(self.context),
+                "features": feature_names(self.classes, self.context), "classes": list(self.classes),
                 "passthrough": list(self.passthrough),
                 "layers": [{"weights": [[_round6(v) for v in row] for row in w], "bias": [_round6(v) for v in b]}
                            for w, b in self.layers]}
@@ -202,7 +223,11 @@ class PixelCalibration:
         if data.get("classes") != list(classes):
             raise CalibrationError(f"{path}: classes: expected {list(classes)} (the model's), "
                                    f"got {str(data.get('classes'))[:200]}")
-        names = feature_names(classes)
+        context = data.get("context", 0)  # absent in files written before the averaged-logit features
+        if not (isinstance(context, int) and not isinstance(context, bool) and context >= 0
+                and (context == 0 or context % 2)):
+            raise CalibrationError(f"{path}: context: expected 0 or an odd number of pixels, got {context!r}")
+        names = feature_names(classes, context)
         if data.get("features") != names:
             raise CalibrationError(f"{path}: features: expected {names}, got {str(data.get('features'))[:400]}")
         passthrough = data.get("passthrough", [])
@@ -219,7 +244,8 @@ class PixelCalibration:
             parsed.append((w, b))
         tiles = data.get("tiles", 0)
         try:
-            return cls(tuple(classes), tuple(parsed), tuple(passthrough), int(tiles) if isinstance(tiles, int) else 0)
+            return cls(tuple(classes), tuple(parsed), tuple(passthrough), int(tiles) if isinstance(tiles, int) else 0,
+                       context)
         except CalibrationError as exc:
             raise CalibrationError(f"{path}: {exc}") from None
 
@@ -238,6 +264,16 @@ def _calibration_head(calibration: PixelCalibration):
             self.biases = [ops.convert_to_tensor(b.astype(np.float32)) for _, b in calibration.layers]
             self.keep = np.array([c in calibration.passthrough for c in calibration.classes])
 
+        def box_mean(self, planes):
+            # As context_means: zeros outside the image, divided by the part of the box inside it.
+            r = calibration.context // 2
+            n = planes.shape[-1] + 1
+            stack = ops.concatenate([planes, ops.ones_like(planes[..., :1])], axis=-1)
+            stack = ops.pad(stack, [[0, 0], [r, r], [r, r], [0, 0]])
+            ones = np.ones((calibration.context, 1, n, 1), np.float32)
+            sums = ops.depthwise_conv(ops.depthwise_conv(stack, ones), np.transpose(ones, (1, 0, 2, 3)))
+            return sums[..., :-1] / sums[..., -1:]
+
         def call(self, x, prob):
             # As neighbour_features and apply, in keras.ops (any backend).
             p = ops.clip(prob, P_CLIP, 1 - P_CLIP)
@@ -250,7 +286,11 @@ def _calibration_head(calibration: PixelCalibration):
                 brightest, faintest = ops.maximum(brightest, r), ops.minimum(faintest, r)
             contrast = image - mean
             near = [contrast, ops.abs(contrast), brightest - mean, mean - faintest, image, *(r - image for r in ring)]
-            h = ops.concatenate([ops.log(p / (1 - p)), ops.stack(near, axis=-1)], axis=-1)
+            logits = ops.log(p / (1 - p))
+            parts = [logits, ops.stack(near, axis=-1)]
+            if calibration.context:
+                parts.append(self.box_mean(logits))
+            h = ops.concatenate(parts, axis=-1)
             for k, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
                 h = ops.conv(h, kernel) + bias
                 if k < len(self.kernels) - 1:
@@ -289,12 +329,12 @@ class CalibrationFit:
     """
 
     def __init__(self, classes, *, negative_rate: float = 0.03, hidden: int = HIDDEN, epochs: int = EPOCHS,
-                 seed: int = 0):
+                 context: int = CONTEXT, seed: int = 0):
         if not 0 < negative_rate <= 1:
             raise ValueError(f"negative_rate must be in (0, 1], got {negative_rate!r}")
         self.classes = tuple(classes)
         self.negative_rate = float(negative_rate)
-        self.hidden, self.epochs, self.seed = int(hidden), int(epochs), seed
+        self.hidden, self.epochs, self.context, self.seed = int(hidden), int(epochs), int(context), seed
         self.rng = np.random.default_rng(seed)
         self.rare = np.array([c not in COMMON_CLASSES for c in self.classes])
         self.features, self.truth, self.weights = [], [], []
@@ -305,7 +345,9 @@ class CalibrationFit:
         truth = np.asarray(truth, bool)
         always = truth[self.rare].any(0)
         keep = valid & (always | (self.rng.random(valid.shape) < self.negative_rate))
-        features = np.concatenate([_logits(prob), neighbour_features(x)])
+        logits = _logits(prob)
+        box = [context_means(logits, self.context)] if self.context else []
+        features = np.concatenate([logits, neighbour_features(x), *box])
         self.features.append(features[:, keep].T)
         self.truth.append(truth[:, keep].T)
         self.weights.append(np.where(always[keep], 1.0, 1.0 / self.negative_rate).astype(np.float32))
@@ -313,18 +355,19 @@ class CalibrationFit:
 
     def fit(self, progress=None) -> PixelCalibration:
         """The fitted calibration; ``progress(k)`` is called after each epoch."""
-        n_features = len(feature_names(self.classes))
+        n_features = len(feature_names(self.classes, self.context))
         x = np.concatenate(self.features) if self.features else np.zeros((0, n_features), np.float32)
         y = np.concatenate(self.truth) if self.truth else np.zeros((0, len(self.classes)), bool)
         w = np.concatenate(self.weights) if self.weights else np.zeros(0, np.float32)
         positives = y.sum(0)
         self.skipped = {c: int(n) for c, n in zip(self.classes, positives) if n < MIN_POSITIVES or n == len(y)}
         if len(self.skipped) == len(self.classes):
-            return PixelCalibration(self.classes, (), self.classes, self.tiles)
+            return PixelCalibration(self.classes, (), self.classes, self.tiles, self.context)
         layers = train_mlp(x, y, w, hidden=self.hidden, epochs=self.epochs, seed=self.seed, progress=progress)
         # Rounded as calibration.yaml writes them, so the file holds exactly what evaluate.py measured.
         rounded = tuple((np.vectorize(_round6)(wt), np.vectorize(_round6)(b)) for wt, b in layers)
-        return PixelCalibration(self.classes, rounded, tuple(c for c in self.classes if c in self.skipped), self.tiles)
+        return PixelCalibration(self.classes, rounded, tuple(c for c in self.classes if c in self.skipped), self.tiles,
+                                self.context)
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = HIDDEN, epochs: int = EPOCHS,

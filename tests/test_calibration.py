@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import yaml
 
-from segnet.calibration import (CalibrationError, CalibrationFit, PixelCalibration, feature_names,
+from segnet.calibration import (CalibrationError, CalibrationFit, PixelCalibration, context_means, feature_names,
                                 neighbour_features, train_mlp)
 
 CLASSES = ("CR", "HPX")
@@ -91,17 +91,18 @@ def test_a_fit_finds_single_pixel_spikes_and_is_calibrated():
     assert p[t].mean() > 0.9 and (p[~t] > 0.5).sum() <= 3
 
 
-def _random_calibration(rng, hidden=4):
-    sizes = [len(feature_names(CLASSES)), hidden, hidden, len(CLASSES)]
+def _random_calibration(rng, hidden=4, context=0):
+    sizes = [len(feature_names(CLASSES, context)), hidden, hidden, len(CLASSES)]
     return tuple((np.round(rng.normal(size=(o, i)), 4), np.round(rng.normal(size=o), 4)) for i, o in zip(sizes, sizes[1:]))
 
 
 def test_file_round_trip_and_errors(tmp_path):
     rng = np.random.default_rng(3)
-    calibration = PixelCalibration(CLASSES, _random_calibration(rng), ("CR",), tiles=7)
+    calibration = PixelCalibration(CLASSES, _random_calibration(rng, context=3), ("CR",), tiles=7, context=3)
     path = tmp_path / "calibration.yaml"
     calibration.save(path, note="for a test")
     again = PixelCalibration.load(path, CLASSES)
+    assert again.context == 3
     for (w, b), (w2, b2) in zip(calibration.layers, again.layers):
         np.testing.assert_array_equal(w, w2)
         np.testing.assert_array_equal(b, b2)
@@ -122,7 +123,13 @@ def test_file_round_trip_and_errors(tmp_path):
     assert "the last gives 4 outputs, expected 2" in str(caught.value)
     with broken(layers=[dict(data["layers"][0], weights=[[1.0, 2.0]] * 4)] + data["layers"][1:]) as caught:
         PixelCalibration.load(path, CLASSES)
-    assert "layers[0]: weights (4, 2) and bias (4,) do not take 15 inputs" in str(caught.value)
+    assert "layers[0]: weights (4, 2) and bias (4,) do not take 17 inputs" in str(caught.value)
+    with broken(context=4) as caught:
+        PixelCalibration.load(path, CLASSES)
+    assert "context: expected 0 or an odd number of pixels, got 4" in str(caught.value)
+    with broken(context=0) as caught:                                  # the features name the 3x3 means
+        PixelCalibration.load(path, CLASSES)
+    assert "features: expected ['logit_CR'" in str(caught.value)
     with broken(passthrough=["HCL"]) as caught:
         PixelCalibration.load(path, CLASSES)
     assert "passthrough: ['HCL'] are not among the classes" in str(caught.value)
@@ -144,13 +151,24 @@ def test_apply_near_on_a_cut_window_equals_apply_on_the_whole():
         calibration.apply(prob[:1], x)
 
 
-def test_attached_to_a_model_it_equals_apply():
+def test_context_means_by_hand():
+    rng = np.random.default_rng(8)
+    planes = rng.normal(size=(2, 11, 7)).astype(np.float32)
+    got = context_means(planes, 5)
+    for y, x in [(0, 0), (5, 3), (10, 6), (2, 6), (8, 1)]:
+        box = planes[:, max(y - 2, 0):y + 3, max(x - 2, 0):x + 3]  # the part of the 5x5 box inside the image
+        np.testing.assert_allclose(got[:, y, x], box.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("context", [0, 5])
+def test_attached_to_a_model_it_equals_apply(context):
     import keras
     rng = np.random.default_rng(7)
     keras.utils.set_random_seed(7)
     image = keras.Input((None, None, 1))
     network = keras.Model(image, keras.layers.Conv2D(2, 3, padding="same", activation="sigmoid")(image))
-    calibration = PixelCalibration(CLASSES, _random_calibration(rng, hidden=5), ("CR",))
+    calibration = PixelCalibration(CLASSES, _random_calibration(rng, hidden=5, context=context), ("CR",),
+                                   context=context)
     x = rng.normal(0, 2, (2, 12, 20, 1)).astype(np.float32)
     raw = np.moveaxis(np.asarray(network.predict_on_batch(x)), -1, 1)
     got = np.moveaxis(np.asarray(calibration.attach(network).predict_on_batch(x)), -1, 1)
