@@ -103,7 +103,6 @@ def main() -> int:
             if missing or header.get("NAXIS") != 2:
                 raise SystemExit(f"--frame {frame}: expected a 2-D frame with BIAS, GAIN, RDNOISE and SATURATE "
                                  f"in its primary header (as this script writes); missing {missing}")
-            args.size = header["NAXIS1"]
             family = header.get("FAMILY", "?")
             mpix = header["NAXIS1"] * header["NAXIS2"] / 1e6
     else:

@@ -61,6 +61,20 @@ def feature_names(classes, context: int = 0) -> list[str]:
     return [*(f"logit_{c}" for c in classes), *NEIGHBOUR_NAMES, *box]
 
 
+def _valid_context(context) -> bool:
+    return isinstance(context, int) and not isinstance(context, bool) and context >= 0 and (context == 0 or context % 2)
+
+
+def pixel_features(prob: np.ndarray, near: np.ndarray, context: int) -> np.ndarray:
+    """(len(feature_names(classes, context)), ny, nx) float32: the perceptron's inputs for a tile.
+
+    prob: the network's (n_class, ny, nx) outputs; near: the input's ``neighbour_features``.
+    """
+    logits = _logits(prob)
+    box = [context_means(logits, context)] if context else []
+    return np.concatenate([logits, np.asarray(near, np.float32), *box])
+
+
 def context_means(logits: np.ndarray, context: int) -> np.ndarray:
     """(n, ny, nx) float32: each plane averaged over the part of a ``context``-px box inside the image."""
     from scipy.ndimage import uniform_filter
@@ -124,7 +138,7 @@ class PixelCalibration:
     context: int = 0              # box side of the averaged-logit features; 0: none
 
     def __post_init__(self):
-        if not (isinstance(self.context, int) and self.context >= 0 and (self.context == 0 or self.context % 2)):
+        if not _valid_context(self.context):
             raise CalibrationError(f"context: expected 0 or an odd number of pixels, got {self.context!r}")
         n_in = len(feature_names(self.classes, self.context))
         for i, (w, b) in enumerate(self.layers):
@@ -163,9 +177,8 @@ class PixelCalibration:
         if not self.layers:
             return prob.astype(np.float32)
         # Features as rows, pixels as columns: every layer is one BLAS call over the tile.
-        logits = _logits(prob)
-        box = [context_means(logits, self.context)] if self.context else []
-        h = np.concatenate([logits, near.astype(np.float32), *box]).reshape(self.layers[0][0].shape[1], -1)
+        features = pixel_features(prob, near, self.context)
+        h = features.reshape(len(features), -1)
         for i, (w, b) in enumerate(self.layers):
             h = w.astype(np.float32) @ h
             h += b.astype(np.float32)[:, None]
@@ -224,8 +237,7 @@ class PixelCalibration:
             raise CalibrationError(f"{path}: classes: expected {list(classes)} (the model's), "
                                    f"got {str(data.get('classes'))[:200]}")
         context = data.get("context", 0)  # absent in files written before the averaged-logit features
-        if not (isinstance(context, int) and not isinstance(context, bool) and context >= 0
-                and (context == 0 or context % 2)):
+        if not _valid_context(context):  # checked before the feature names, which depend on it
             raise CalibrationError(f"{path}: context: expected 0 or an odd number of pixels, got {context!r}")
         names = feature_names(classes, context)
         if data.get("features") != names:
@@ -345,9 +357,7 @@ class CalibrationFit:
         truth = np.asarray(truth, bool)
         always = truth[self.rare].any(0)
         keep = valid & (always | (self.rng.random(valid.shape) < self.negative_rate))
-        logits = _logits(prob)
-        box = [context_means(logits, self.context)] if self.context else []
-        features = np.concatenate([logits, neighbour_features(x), *box])
+        features = pixel_features(prob, neighbour_features(x), self.context)
         self.features.append(features[:, keep].T)
         self.truth.append(truth[:, keep].T)
         self.weights.append(np.where(always[keep], 1.0, 1.0 / self.negative_rate).astype(np.float32))
