@@ -34,9 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pathlib import Path
 from segnet.inference import TileSettings
 from segnet.prediction import FramePredictor, PredictOptions
-from segnet.run_folder import resolve_model
-model_path, folder = resolve_model({model!r})
-predictor = FramePredictor(model_path, folder)
+predictor = FramePredictor(Path({model!r}), Path({folder!r}))
 before = peak_mb()
 start = time.perf_counter()
 predictor.process(Path({frame!r}), PredictOptions(outdir=Path({out!r}), overwrite=True,
@@ -122,7 +120,8 @@ def main() -> int:
           f"{'astro s':>8} {'astro Mpix/s':>13} {'astro peak MB':>14} {'speed ratio':>12}")
     for r in range(args.rounds):
         theirs = child(THEIRS.format(frame=str(frame)))
-        ours = child(OURS.format(root=str(ROOT), model=str(model_path), frame=str(frame), out=str(tmp), tile=tile))
+        ours = child(OURS.format(root=str(ROOT), model=str(model_path), folder=str(folder), frame=str(frame),
+                                 out=str(tmp), tile=tile))
         print(f"{r + 1:>5} {ours['seconds']:>8.1f} {mpix / ours['seconds']:>12.3f} {ours['peak_mb']:>13.0f} "
               f"{theirs['seconds']:>8.1f} {mpix / theirs['seconds']:>13.3f} {theirs['peak_mb']:>14.0f} "
               f"{theirs['seconds'] / ours['seconds']:>12.2f}", flush=True)

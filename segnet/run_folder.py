@@ -205,6 +205,10 @@ def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
     if where.suffix == ".keras":
         if not where.is_file():
             raise NoModelError(f"{where}: no such model file")
+        # A run's checkpoint is described by its run folder (config, calibration, thresholds), not by checkpoints/.
+        run = where.parent.parent
+        if where.parent.name == "checkpoints" and (run / "config.yaml").is_file():
+            return where, run
         return where, where.parent
     for candidate in (where / "model.keras", where / "checkpoints" / "last.keras"):
         if candidate.is_file():

@@ -122,6 +122,18 @@ def test_missing_model_gives_a_clear_message(tmp_path, capsys):
         resolve_model(tmp_path / "x.keras")
 
 
+def test_a_checkpoint_file_is_described_by_its_run_folder(tmp_path):
+    # Its calibration.yaml and thresholds.yaml sit in the run folder, not in checkpoints/.
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.keras").write_bytes(b"x")
+    assert resolve_model(run / "checkpoints" / "last.keras") == (run / "checkpoints" / "last.keras", run / "checkpoints")
+    (run / "config.yaml").write_text("classes: [CR]\n")
+    assert resolve_model(run / "checkpoints" / "last.keras") == (run / "checkpoints" / "last.keras", run)
+    (tmp_path / "model.keras").write_bytes(b"x")
+    assert resolve_model(tmp_path / "model.keras") == (tmp_path / "model.keras", tmp_path)
+
+
 def test_latest_run_is_the_newest_with_a_model(tmp_path):
     for name, age in (("old", 100), ("new", 10)):
         (tmp_path / name / "checkpoints").mkdir(parents=True)
