@@ -46,8 +46,9 @@ def parse_args(argv):
     parser.add_argument("--saturation", type=float, help="saturation level, ADU (default: header SATURATE)")
     parser.add_argument("--bad-pixel-mask", type=Path, help="FITS, nonzero = known bad pixel (kept out of "
                                                              "the background and noise estimates)")
-    parser.add_argument("--tile", type=int, default=defaults.tile, help=f"largest tile side, px: fewer, larger tiles are faster, smaller ones use less memory "
-                        f"(default {defaults.tile}; 1024 takes about a third of its memory)")
+    parser.add_argument("--tile", type=int, default=defaults.tile,
+                        help="largest tile side, px: fewer, larger tiles are faster, smaller ones use less memory "
+                             f"(default {defaults.tile}; 1024 takes about a third of its memory)")
     parser.add_argument("--margin", type=int, default=defaults.margin, help=f"context, px (default {defaults.margin})")
     parser.add_argument("--blend", type=int, default=defaults.blend, help=f"blended overlap, px (default {defaults.blend})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="tiles per forward pass")

@@ -3,7 +3,8 @@
     python bench/predict_speed.py --model runs/<run> [--size 4096] [--rounds 2] [--frame FITS]
 
 Simulates one SIZE x SIZE frame (the model's own data config), writes it as FITS
-(or takes --frame, a frame an earlier run simulated: its path is printed), then alternates, each in a fresh child process so that peak memory is its own:
+(or takes --frame, a frame an earlier run simulated: its path is printed), then alternates,
+each in a fresh child process so that peak memory is its own:
 - ours: predict.py's per-file job (read, normalise, tiled SegNet, write PROB and FLAGS);
 - astroscrappy (LACosmic, OpenMP) on the same pixels with the frame's gain, read noise
   and saturation.

@@ -126,10 +126,11 @@ def test_a_checkpoint_file_is_described_by_its_run_folder(tmp_path):
     # Its calibration.yaml and thresholds.yaml sit in the run folder, not in checkpoints/.
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.keras").write_bytes(b"x")
-    assert resolve_model(run / "checkpoints" / "last.keras") == (run / "checkpoints" / "last.keras", run / "checkpoints")
+    checkpoint = run / "checkpoints" / "last.keras"
+    checkpoint.write_bytes(b"x")
+    assert resolve_model(checkpoint) == (checkpoint, run / "checkpoints")
     (run / "config.yaml").write_text("classes: [CR]\n")
-    assert resolve_model(run / "checkpoints" / "last.keras") == (run / "checkpoints" / "last.keras", run)
+    assert resolve_model(checkpoint) == (checkpoint, run)
     (tmp_path / "model.keras").write_bytes(b"x")
     assert resolve_model(tmp_path / "model.keras") == (tmp_path / "model.keras", tmp_path)
 
