@@ -4,6 +4,8 @@
     python evaluate.py --run runs/multiclass-20261122-0130 --n 400
     python evaluate.py --run runs/smoke --no-baseline
     python evaluate.py --run models/default/inpaint      # an inpainting run (segnet/inpainting/)
+    python evaluate.py --real [DIR] [--out OUT]          # real frames (default: the development set's
+                                                         # evaluation frames, data/real/fetch.py)
 
 Prints one markdown table per class (overall and per field family; for CR also
 astroscrappy/LACosmic on the same tiles), and writes into the run folder:
@@ -20,6 +22,12 @@ tiles of ``--tile`` px instead: MSE per class and per field family and aperture
 photometry of stars under the masks, against LACosmic's masked median and the
 biharmonic fill, and the runtimes per 100 tiles; written to ``evaluation/`` (report.md,
 metrics.json, examples.png).
+
+With ``--real``, the model is measured on real frames instead (segnet/real/): contaminants
+injected into each frame and recovered, star cores flagged, what it flags on the frame as it
+is; beside astroscrappy and, where installed, MaxiMask, deepCR and Cosmic-CoNN. Writes
+``OUT/real_report.md``, ``OUT/real_metrics.json`` and a PNG per frame (default OUT: the run
+folder's ``evaluation/real/``).
 """
 from __future__ import annotations
 
@@ -43,11 +51,22 @@ def parse_args(argv):
     parser.add_argument("--no-baseline", action="store_true", help="skip astroscrappy (LACosmic)")
     parser.add_argument("--tile", type=int, default=256, help="inpainting runs: test tile side, px (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--real", nargs="?", const="", metavar="DIR",
+                        help="real frames: every FITS file in DIR (default: the development set's evaluation "
+                             "frames, fetched by data/real/fetch.py)")
+    parser.add_argument("--out", help="--real: output folder (default: the run folder's evaluation/real/)")
+    parser.add_argument("--draws", type=int, default=2,
+                        help="--real: injected versions of each frame with every contaminant but FRG (default 2)")
+    parser.add_argument("--peers", nargs="*", default=None, metavar="TOOL",
+                        help="--real: peers to run beside the model (default: astroscrappy maximask deepcr "
+                             "cosmic-conn, those installed)")
     args = parser.parse_args(argv)
+    if args.out is not None and args.real is None:
+        parser.error("--out: only with --real")
     for name in ("threshold_tiles", "calibration_tiles"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: must be >= 0, got {getattr(args, name)}")
-    for name in ("n", "batch_size", "tile"):
+    for name in ("n", "batch_size", "tile", "draws"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     return args
@@ -69,6 +88,8 @@ def main(argv=None) -> int:
         return 2
     if config.task == "inpaint":
         return evaluate_inpainting(args, model_path, folder, config)
+    if args.real is not None:
+        return evaluate_real(args, model_path, folder, config)
     from segnet import evaluation, report
     from segnet.calibration import FILE_NAME as CALIBRATION_FILE
     from segnet.model import model_class_names
@@ -156,6 +177,42 @@ def main(argv=None) -> int:
         print(f"removed {calibration_file} (--calibration-tiles 0)")
     print(f"\nwrote {folder / 'thresholds.yaml'}{', ' + str(calibration_file) if calibration else ''} and {out}/ "
           "(report.md, metrics.csv, metrics.json, roc.png, reliability.png)")
+    return 0
+
+
+def evaluate_real(args, model_path, folder, config) -> int:
+    """The model (and astroscrappy, and the installed peers) on real frames; see segnet/real/."""
+    from pathlib import Path
+
+    from segnet.real.benchmark import run_benchmark
+    from segnet.real.devset import DevSetError, frames_to_evaluate
+    from segnet.real.tools import DEFAULT_PEERS, load_tools
+
+    peers = DEFAULT_PEERS if args.peers is None else tuple(args.peers)
+    from bench.peers import PEERS
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        print(f"error: --peers: unknown tool {unknown[0]!r} (known: {', '.join(PEERS)})", file=sys.stderr)
+        return 2
+    try:
+        frames = frames_to_evaluate(Path(args.real) if args.real else None)
+    except DevSetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else folder / "evaluation" / "real"
+    print(f"model: {model_path}\nreal frames: {len(frames)} ({', '.join(f.name for f in frames)}); "
+          f"{args.draws} injected draws each + one fringe draw", flush=True)
+    tools = load_tools(model_path, folder, peers)
+    print("tools: " + ", ".join(t.name for t in tools), flush=True)
+    say = None if args.quiet else (lambda text: print(f"  done: {text}", flush=True))
+    command = "python evaluate.py " + " ".join(sys.argv[1:])
+    shown = model_path.resolve()
+    shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
+    doc = run_benchmark(frames, tools, config.data, config.classes, out, model_path=str(shown),
+                        command=command, draws=args.draws, progress=say)
+    from segnet.real.report import tools_table
+    print("\n" + tools_table(doc, None))
+    print(f"\nwrote {out}/ (real_report.md, real_metrics.json, a PNG per frame)")
     return 0
 
 

@@ -53,11 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from segnet.metrics import spread, unspread  # noqa: E402  (after ROOT joins sys.path)
+
 FPR_POINTS = (1e-3, 5e-3)       # the false-positive rates the tables quote
 MAXIMASK_BATCH = 8              # blocks of 400x400 per forward pass (its CLI's default)
 SIGCLIP_DEFAULT = 4.5           # astroscrappy's default; L.A.Cosmic's own
 SIGCLIP_SWEEP = (2.0, 3.0, 4.0, 4.5, 5.0, 6.0, 8.0, 12.0, 20.0, 40.0)  # evaluate.py's sweep
-LOGIT_SCALE = 8.0               # see spread()
 
 
 # --- What every tool is fed -------------------------------------------------------------
@@ -132,27 +133,6 @@ def sweep_scores(masks) -> np.ndarray:
     return score
 
 
-def spread(p):
-    """A monotone map of [0, 1] onto itself that keeps probabilities from 1e-9 to 1 - 1e-9 apart.
-
-    ``sigmoid(logit(p) / 8)``: ClassMetrics bins scores in steps of 1e-4, and MaxiMask's
-    prior-modified probabilities of rare classes live far below that. Every tool's scores
-    pass through it, so no ranking changes; thresholds are mapped back by `unspread`.
-    """
-    p = np.asarray(p, np.float64)
-    with np.errstate(divide="ignore", over="ignore"):
-        z = np.log(p) - np.log1p(-p)
-        return np.where(p <= 0, 0.0, np.where(p >= 1, 1.0, 1.0 / (1.0 + np.exp(-z / LOGIT_SCALE))))
-
-
-def unspread(q):
-    """Inverse of `spread`."""
-    q = np.asarray(q, np.float64)
-    with np.errstate(divide="ignore", over="ignore"):
-        z = np.log(q) - np.log1p(-q)
-        return np.where(q <= 0, 0.0, np.where(q >= 1, 1.0, 1.0 / (1.0 + np.exp(-z * LOGIT_SCALE))))
-
-
 def at_half(prob: np.ndarray, threshold: float) -> np.ndarray:
     """Map probabilities monotonically so that ``threshold`` lands on 0.5 (0 -> 0, 1 -> 1, linear between).
 
@@ -207,7 +187,8 @@ class Ours(Tool):
         from segnet.prediction import FramePredictor
 
         predictor = FramePredictor(Path(spec["model"]), Path(spec["model_folder"]))
-        self.model, self.classes, self.thresholds = predictor.model, predictor.classes, predictor.thresholds
+        # The network with its pixel calibration: thresholds.yaml holds thresholds of calibrated probabilities.
+        self.model, self.classes, self.thresholds = predictor.network, predictor.classes, predictor.thresholds
         self._predict_frame, self._settings = predict_frame, TileSettings()
 
     def predict(self, frame):

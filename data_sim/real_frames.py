@@ -69,6 +69,54 @@ def _header_number(header, keys, default):
     return default
 
 
+@dataclass(frozen=True)
+class RealCamera:
+    """What the injectors need to know of a real frame's detector (electrons, pixels)."""
+
+    read_noise: float   # e-
+    saturation: float   # e-, the level at which the frame saturates
+    fwhm: float         # px, the frame's stellar FWHM (spikes of persistence, trail widths follow it)
+    detector: str       # "ccd" or "nir"
+
+
+def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig, rngs: dict, present: dict, *,
+                noise: bool = True):
+    """Inject the ``present`` contaminants into a real image (or part of one), in electrons.
+
+    Parameters
+    ----------
+    clean, background, sigma : (ny, nx) float32, e-: the real pixels, their background and noise
+        (robust estimates, ``segnet.normalize``).
+    camera : the frame's read noise, saturation, FWHM and detector type.
+    config : the simulator's config (contaminant parameters, ``truth_nsigma``).
+    rngs : the streams of ``generator.streams`` (one per contaminant, ``noise``).
+    present : class name -> bool, which contaminants to inject.
+    noise : give the added charge its own Poisson noise (the frame already has its noise).
+
+    Returns
+    -------
+    image : (ny, nx) float32, e-, clipped at the saturation level.
+    masks : class name -> (ny, nx) bool truth, by the simulator's rule (``contaminants.base``).
+    saturated : (ny, nx) bool, pixels at the saturation level after injection.
+    """
+    # The sky is what sets the noise: sigma**2 - read_noise**2 (works on sky-subtracted frames too).
+    sky = np.maximum(sigma ** 2 - camera.read_noise ** 2, np.maximum(background, 0)).astype(np.float32)
+    signal = np.clip(clean - background, 0, None)
+    frame = Frame(noise=np.sqrt(sigma ** 2 + signal).astype(np.float32), sky=sky,
+                  sky_noise=float(np.median(sigma)), fwhm=camera.fwhm, beta=3.0,
+                  full_well=camera.saturation, detector=camera.detector,
+                  readout_at_start=bool(rngs["real"].random() < 0.5), nsigma=config.truth_nsigma)
+    masks: dict = {}
+    image = clean
+    for _, names in STAGES:  # the frame already went through its detector: all stages at once
+        image = inject(image, frame, config, names, rngs, present, masks)
+    if noise:
+        added = np.clip(image - clean, 0, None)
+        image = image + (np.sqrt(added) * rngs["noise"].standard_normal(added.shape)).astype(np.float32)
+    saturated = image >= camera.saturation
+    return np.minimum(image, camera.saturation).astype(np.float32), masks, saturated
+
+
 class RealFrameSet:
     """The frames named by ``real_frames.glob``, loaded lazily and kept in memory."""
 
@@ -118,23 +166,10 @@ class RealFrameSet:
         clean = loaded.image_e[window].copy()
         background = loaded.background_e[window]
         sigma = loaded.sigma_e[window]
-        # The sky is what sets the noise: sigma**2 - read_noise**2 (works on sky-subtracted frames too).
-        sky = np.maximum(sigma ** 2 - loaded.read_noise ** 2, np.maximum(background, 0)).astype(np.float32)
-        signal = np.clip(clean - background, 0, None)
-        frame = Frame(noise=np.sqrt(sigma ** 2 + signal).astype(np.float32), sky=sky,
-                      sky_noise=float(np.median(sigma)), fwhm=loaded.fwhm, beta=3.0,
-                      full_well=loaded.saturation_e, detector=self.cfg.detector,
-                      readout_at_start=bool(rng.random() < 0.5), nsigma=config.truth_nsigma)
         present = draw_presence(config, None, rngs["presence"])
-        masks = {}
-        image = clean
-        for _, names in STAGES:  # the frame already went through its detector: all stages at once
-            image = inject(image, frame, config, names, rngs, present, masks)
-        if noise:
-            added = np.clip(image - clean, 0, None)
-            image = image + (np.sqrt(added) * rngs["noise"].standard_normal(added.shape)).astype(np.float32)
-        saturated = image >= loaded.saturation_e
-        image = np.minimum(image, loaded.saturation_e)
+        camera = RealCamera(loaded.read_noise, loaded.saturation_e, loaded.fwhm, self.cfg.detector)
+        image, masks, saturated = inject_real(clean, background, sigma, camera, config, rngs, present,
+                                              noise=noise)
         smoothed = ndimage.gaussian_filter(clean - background, 2.0 / 2.355)
         segments = detect_sources(smoothed, config.truth_nsigma * sigma, n_pixels=5)
         masks["OBJ"] = segments.data > 0 if segments is not None else np.zeros(clean.shape, bool)

@@ -241,6 +241,30 @@ class ClassSummary:
         yield "pixels", self.n_pos + self.n_neg
 
 
+LOGIT_SCALE = 8.0  # see spread()
+
+
+def spread(p):
+    """A monotone map of [0, 1] onto itself that keeps probabilities from 1e-9 to 1 - 1e-9 apart.
+
+    ``sigmoid(logit(p) / 8)``: even bins step by 1e-4 and logit-spaced ones stop at 1e-7,
+    and MaxiMask's prior-modified probabilities of rare classes live far below both. Scores
+    passed through it keep their ranking; thresholds are mapped back by `unspread`.
+    """
+    p = np.asarray(p, np.float64)
+    with np.errstate(divide="ignore", over="ignore"):
+        z = np.log(p) - np.log1p(-p)
+        return np.where(p <= 0, 0.0, np.where(p >= 1, 1.0, 1.0 / (1.0 + np.exp(-z / LOGIT_SCALE))))
+
+
+def unspread(q):
+    """Inverse of `spread`."""
+    q = np.asarray(q, np.float64)
+    with np.errstate(divide="ignore", over="ignore"):
+        z = np.log(q) - np.log1p(-q)
+        return np.where(q <= 0, 0.0, np.where(q >= 1, 1.0, 1.0 / (1.0 + np.exp(-z * LOGIT_SCALE))))
+
+
 def adjust_priors(prob: np.ndarray, train_fraction, target_fraction) -> np.ndarray:
     """Move probabilities from the training class proportions to expected ones (Bayes' rule).
 
