@@ -27,6 +27,9 @@ also in ``diagnosis.json``):
    (CRs: astroscrappy's groups) against simulated test tiles (CRs: the truth's groups).
 7. **Detector structure.** Flagged fraction per class in the outer 16-px border, in the
    regions ``data/real/frames.yaml`` marks (overscan, quadrant steps), and elsewhere.
+8. **The normalisation swapped.** The model again on each frame, its noise map scaled and its
+   background shifted so that their medians are experiment 1's careful ones (the network's
+   own estimate keeps its shape across the frame): flags and star-core flags before and after.
 """
 from __future__ import annotations
 
@@ -146,6 +149,21 @@ def add_moffat_stars(image, est, sources, fwhm, rng, per_bin=40):
     return out, placed
 
 
+class CarefulGrid:
+    """``segnet.normalize.BackgroundGrid`` with its noise scaled and its background shifted to careful medians."""
+
+    def __init__(self, background_shift: float, sigma_scale: float):
+        self.shift, self.scale = background_shift, sigma_scale
+
+    def __call__(self, image, **kwargs):
+        from segnet.normalize import BackgroundGrid
+
+        grid = BackgroundGrid(image, **kwargs)
+        grid.background = grid.background + self.shift
+        grid.sigma = grid.sigma * self.scale
+        return grid
+
+
 class Model:
     """The model as predict.py runs it (calibration, thresholds), on arrays."""
 
@@ -160,11 +178,15 @@ class Model:
         import yaml
         self.train_cr = float(yaml.safe_load((folder / "class_fractions.yaml").read_text())["classes"]["CR"])
 
-    def __call__(self, image, saturated):
-        from segnet.inference import predict_frame
+    def __call__(self, image, saturated, *, grid=None):
+        """Probabilities per class; ``grid`` replaces the background/noise grid (experiment 8)."""
+        from unittest import mock
+
+        from segnet import inference
 
         out = np.zeros((len(self.classes),) + image.shape, np.float32)
-        predict_frame(self.predictor.network, image, out, mask=saturated)
+        with mock.patch.object(inference, "BackgroundGrid", grid or inference.BackgroundGrid):
+            inference.predict_frame(self.predictor.network, image, out, mask=saturated)
         return dict(zip(self.classes, out))
 
 
@@ -216,6 +238,19 @@ def diagnose_frame(entry, frame, model, rng):
     regions["elsewhere"] = rest
     row["structure"] = {name: {c: float((prob[c][m] >= model.thresholds[c]).mean()) for c in model.classes}
                         for name, m in regions.items() if m.any()}
+    # Experiment 8: the same frame with the careful background and noise.
+    scale = row["careful_sigma"] / row["normalize_sigma"] if row["normalize_sigma"] > 0 else float("nan")
+    row["swap"] = {}
+    if not (np.isfinite(scale) and scale > 0):
+        return row
+    prob3 = model(image, saturated, grid=CarefulGrid(row["careful_background"] - row["normalize_background"], scale))
+    for label, p in (("normalize", prob), ("careful", prob3)):
+        flags = {c: p[c] >= model.thresholds[c] for c in model.classes}
+        core = stars.core > 0
+        contaminants = np.any([flags[c] for c in model.classes if c != "OBJ"], axis=0)
+        row["swap"][label] = {"flagged": {c: float(flags[c].mean()) for c in model.classes},
+                              "core_cr": float(flags["CR"][core].mean()) if core.any() else float("nan"),
+                              "core_any": float(contaminants[core].mean()) if core.any() else float("nan")}
     return row
 
 
@@ -306,6 +341,14 @@ def markdown(rows, sim, model) -> str:
             body.append([r["frame"], region] + [f"{100 * fractions[c]:.3f}" for c in model.classes if c != "OBJ"])
     parts += ["## 7. Detector structure: flagged % per class and region", "",
               t(["frame", "region"] + [c for c in model.classes if c != "OBJ"], body), ""]
+    body = []
+    for r in rows:
+        for label, f in r["swap"].items():
+            body.append([r["frame"], label, f"{100 * f['core_cr']:.1f}", f"{100 * f['core_any']:.1f}"]
+                        + [f"{100 * f['flagged'][c]:.3f}" for c in model.classes if c != "OBJ"])
+    parts += ["## 8. The normalisation swapped: star-core pixels flagged (CR, any) % and flagged % per class", "",
+              t(["frame", "background and noise", "cores CR", "cores any"] + [c for c in model.classes if c != "OBJ"],
+                body), ""]
     return "\n".join(parts)
 
 

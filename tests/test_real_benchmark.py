@@ -183,3 +183,25 @@ def test_evaluate_real_on_a_folder_with_the_shipped_model(tmp_path, capsys):
     assert (tmp_path / "out" / "cutout.png").is_file()
     assert (frames / "cutout.fits").read_bytes() == before  # the input is only read
     assert "| model |" in capsys.readouterr().out
+
+
+def test_diagnosis_noise_figures_tell_white_from_correlated_noise():
+    from scipy import ndimage
+
+    from bench.real_diagnosis import group_snr_counts, noise_figures
+    from segnet.normalize import normalize_image
+
+    rng = np.random.default_rng(1)
+    white = (1000.0 + rng.normal(0, 10, (256, 256))).astype(np.float32)
+    smooth = (1000.0 + 10 * ndimage.uniform_filter(rng.normal(0, 1, (256, 256)), 2) * 2).astype(np.float32)
+    camera = Camera(gain=10.0, read_noise=0.0)  # Poisson: sqrt(1000 / 10) = 10 ADU
+    for image, lo, hi in ((white, -0.05, 0.05), (smooth, 0.3, 0.8)):
+        figures = noise_figures(image, camera, normalize_image(image, box=64))
+        assert lo < figures["lag1_rows"] < hi and lo < figures["lag1_columns"] < hi
+    white_figures = noise_figures(white, camera, normalize_image(white, box=64))
+    assert abs(white_figures["careful_sigma"] / 10 - 1) < 0.05 and abs(white_figures["poisson_sigma"] - 10) < 0.01
+    mask = np.zeros((20, 20), bool)
+    mask[2, 2] = mask[10, 10:13] = True
+    snr = np.zeros((20, 20))
+    snr[2, 2], snr[10, 11] = 7.0, 300.0
+    assert group_snr_counts(mask, snr).tolist() == [1, 0, 0, 0, 1]
