@@ -57,7 +57,9 @@ class AdapterTool:
             scores = self.adapter.predict(data)
             if version.kind != "frame":
                 scores = self.adapter.refine(data, scores)  # astroscrappy: the sigclip sweep
-            out.append({c: np.asarray(scores[c], np.float32) for c in self.classes})
+            # A non-finite score is no probability (MaxiMask divides by a zero noise map on flats): 0.
+            out.append({c: np.nan_to_num(np.asarray(scores[c], np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+                        for c in self.classes})
         return out
 
 
