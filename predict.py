@@ -42,7 +42,9 @@ def parse_args(argv):
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them)")
     parser.add_argument("--compress", action="store_true", help="tile-compressed output: FLAGS lossless, PROB to steps of 1e-4")
     parser.add_argument("--thresholds", type=Path, help="YAML class -> threshold, overriding the model's thresholds.yaml")
-    parser.add_argument("--priors", type=Path, help="YAML class -> expected pixel fraction (Bayes prior adjustment)")
+    parser.add_argument("--priors", type=Path,
+                        help="YAML class -> expected pixel fraction (Bayes prior adjustment), or 'auto': each "
+                             "frame's own fractions, estimated from its probabilities (EM; PRIORk in the headers)")
     parser.add_argument("--saturation", type=float, help="saturation level, ADU (default: header SATURATE)")
     parser.add_argument("--bad-pixel-mask", type=Path, help="FITS, nonzero = known bad pixel (kept out of "
                                                              "the background and noise estimates)")

@@ -24,9 +24,11 @@ from segnet.fits_io import (InputError, clean_header, compress_file, create_outp
                             output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.metrics import adjust_priors
+from segnet.priors import PriorEstimator
 from segnet.run_folder import read_mapping
 
 DEFAULT_THRESHOLD = 0.5
+AUTO_PRIORS = "auto"  # --priors auto: each frame's own class fractions (segnet.priors)
 STRIP = 256  # rows read or written at a time outside the network
 
 
@@ -56,7 +58,10 @@ class FramePredictor:
         # The calibration joins the network's graph once, not once per frame.
         self.network = self.calibration.attach(self.model) if self.calibration else self.model
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
-        self.priors = self._priors(folder, priors_file) if priors_file else None
+        # --priors FILE: fixed expected fractions; --priors auto: each frame's own, by EM (segnet.priors).
+        self.auto_priors = priors_file is not None and str(priors_file) == AUTO_PRIORS
+        self.train_fractions = self._train_fractions(folder) if self.auto_priors else None
+        self.priors = self._priors(folder, priors_file) if priors_file and not self.auto_priors else None
         self.inpainter, self.replaced = None, ()
         if inpaint_model is not None:
             from segnet.inpainting.apply import Inpainter
@@ -110,17 +115,21 @@ class FramePredictor:
             raise ValueError("--inpaint-classes: name at least one class")
         return tuple(c for c in self.classes if c in names)
 
+    def _train_fractions(self, folder: Path) -> dict:
+        """The training class proportions (class_fractions.yaml) the prior adjustment starts from."""
+        fractions_file = Path(folder) / "class_fractions.yaml"
+        if not fractions_file.is_file():
+            raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
+                             "(the training proportions the adjustment starts from)")
+        return yaml.safe_load(fractions_file.read_text())["classes"]
+
     def _priors(self, folder: Path, priors_file: Path):
         wanted = read_mapping(priors_file, "--priors")
         unknown = [k for k in wanted if k not in self.classes]
         if unknown:
             raise ValueError(f"--priors {priors_file}: unknown class {unknown[0]!r} (the model predicts "
                              f"{list(self.classes)})")
-        fractions_file = Path(folder) / "class_fractions.yaml"
-        if not fractions_file.is_file():
-            raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
-                             "(the training proportions the adjustment starts from)")
-        train = yaml.safe_load(fractions_file.read_text())["classes"]
+        train = self._train_fractions(folder)
         for k, v in wanted.items():
             if not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise ValueError(f"--priors {priors_file}: {k}: expected a fraction in (0, 1), got {v!r}")
@@ -220,6 +229,10 @@ class FramePredictor:
                 h["NNONFIN"] = (0, "non-finite input pixels (predicted 0)")  # counted below
                 if self.priors:
                     h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
+                if self.auto_priors:  # the cards exist before the data is written: no header resize later
+                    h["PRIORADJ"] = (True, "moved to the frame's own class fractions (EM)")
+                    for j, name in enumerate(self.classes, start=1):
+                        h[f"PRIOR{j}"] = (0.0, f"{name} fraction of this frame (EM)")
             headers.append((prob, flags, plane.shape))
         create_output(tmp, headers, len(self.classes), primary, cleans)
         per_plane = 3 if self.inpainter else 2
@@ -239,6 +252,8 @@ class FramePredictor:
 
                 predict_frame(self.network, plane.data, prob, settings=options.settings, mask=mask,
                               transform=self.transform(), progress=batch_done)
+                if self.auto_priors:
+                    self._adjust_to_frame(plane, prob, (prob_hdu.header, flags_hdu.header))
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
@@ -246,6 +261,22 @@ class FramePredictor:
                     release_pages(prob)
                 if self.inpainter:
                     self._inpaint(plane, flags, out[3 + per_plane * k], mask, options, progress)
+
+    def _adjust_to_frame(self, plane, prob, headers) -> None:
+        """--priors auto: this frame's class proportions by EM, then its probabilities moved to them, in place."""
+        train = np.array([self.train_fractions[c] for c in self.classes])
+        estimator = PriorEstimator(len(self.classes))
+        for y in range(0, plane.shape[0], STRIP):
+            valid = np.isfinite(np.asarray(plane.data[y:y + STRIP], np.float64))
+            estimator.update(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), valid)
+            release_pages(prob)
+        frame_priors = estimator.estimate(train)
+        for y in range(0, plane.shape[0], STRIP):
+            prob[:, y:y + STRIP] = adjust_priors(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), train, frame_priors)
+            release_pages(prob)
+        for header in headers:
+            for k, value in enumerate(frame_priors, start=1):
+                header[f"PRIOR{k}"] = float(value)
 
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""

@@ -258,6 +258,29 @@ def test_priors_move_probabilities_by_bayes_rule(run_dir, tmp_path):
     np.testing.assert_allclose(adjusted[1:], plain[1:], atol=2e-6)
 
 
+def test_auto_priors_move_each_frame_to_its_own_em_estimate(run_dir, tmp_path):
+    from segnet.priors import PriorEstimator
+
+    src = write(tmp_path / "f.fits", frame())
+    fractions = yaml.safe_load((run_dir / "class_fractions.yaml").read_text())["classes"]
+    assert run(run_dir, src, "-o", tmp_path / "plain") == 0
+    assert run(run_dir, src, "-o", tmp_path / "auto", "--priors", "auto") == 0
+    plain = prob_of(tmp_path / "plain" / "f.mask.fits")
+    with fits.open(tmp_path / "auto" / "f.mask.fits") as hdul:
+        prob, flags = hdul["PROB"], hdul["FLAGS"]
+        names = [prob.header[f"CLASS{k}"] for k in range(1, prob.data.shape[0] + 1)]
+        estimated = np.array([prob.header[f"PRIOR{k}"] for k in range(1, len(names) + 1)])
+        assert prob.header["PRIORADJ"] and flags.header["PRIOR1"] == prob.header["PRIOR1"]
+        train = np.array([fractions[n] for n in names])
+        estimator = PriorEstimator(len(names))
+        estimator.update(plain)
+        np.testing.assert_allclose(estimated, estimator.estimate(train), rtol=1e-3)
+        np.testing.assert_allclose(prob.data, adjust_priors(plain, train, estimated), atol=1e-4)
+        thresholds = np.array([prob.header[f"THRESH{k}"] for k in range(1, len(names) + 1)])[:, None, None]
+        bits = (2 ** np.arange(len(names)))[:, None, None]
+        np.testing.assert_array_equal(flags.data, ((prob.data >= thresholds) * bits).sum(axis=0))
+
+
 def test_missing_model_and_bad_options_say_what_is_wrong(tmp_path, capsys, run_dir):
     src = write(tmp_path / "f.fits", frame())
     assert predict.main([str(src), "-o", str(tmp_path), "--model", str(tmp_path / "nomodel")]) == 2
