@@ -64,6 +64,15 @@ class FamilyConfig:
     galaxy_snr: Range = (1.0, 300.0)               # integrated signal-to-noise, log
     nebulosity_probability: float = 0.0            # chance of diffuse nebulosity
     nebulosity_amplitude: Range = (2.0, 40.0)      # nsigma, log
+    # Detector structure, no contaminant (data_sim/detector.py); off unless a config asks for it.
+    amplifier_probability: float = 0.0             # chance the tile straddles two amplifiers
+    amplifier_gain_step: Range = (0.0, 0.03)       # |second amplifier's gain ratio - 1|
+    amplifier_offset: Range = (0.0, 30.0)          # |second amplifier's bias offset|, ADU
+    overscan_probability: float = 0.0              # chance of an overscan strip along one edge
+    overscan_width: IntRange = (8, 50)             # px
+    edge_probability: float = 0.0                  # chance of an unexposed edge
+    edge_width: IntRange = (2, 40)                 # px receiving no light
+    edge_softness: Range = (0.0, 12.0)             # px over which light falls from full to none
     probabilities: dict[str, float] = field(default_factory=dict)  # per-class overrides
 
     def validate(self, path: str):
@@ -80,10 +89,14 @@ class FamilyConfig:
             ("cluster_stars", 0, None), ("cluster_radius", 0.5, None),
             ("galaxies_per_mpix", 0.0, None), ("galaxy_radius", 0.1, None),
             ("galaxy_snr", 1e-3, None), ("nebulosity_amplitude", 0.0, None),
+            ("amplifier_gain_step", 0.0, 0.5), ("amplifier_offset", 0.0, None), ("overscan_width", 1, None),
+            ("edge_width", 0, None), ("edge_softness", 0.0, None),
         ]:
             _check_range(path, name, getattr(self, name), low=low, high=high)
         _check_probability(path, "cluster_probability", self.cluster_probability)
         _check_probability(path, "nebulosity_probability", self.nebulosity_probability)
+        for name in ("amplifier_probability", "overscan_probability", "edge_probability"):
+            _check_probability(path, name, getattr(self, name))
         for name, p in self.probabilities.items():
             if name not in CONTAMINANTS:
                 raise ConfigError(f"{path}.probabilities.{name}: unknown contaminant "

@@ -22,9 +22,10 @@ from .camera import add_noise, draw_camera, saturate, to_adu
 from .classes import CONTAMINANTS
 from .config import DataSection, FamilyConfig, SimConfig
 from .contaminants import INJECTORS, STAGES, Frame, significant
+from .detector import apply_amplifiers, draw_structure, illumination, overscan_strip
 from .scene import render_scene
 
-STREAMS = ("family", "camera", "scene", "noise", "real") + CONTAMINANTS + ("presence",)
+STREAMS = ("family", "camera", "scene", "noise", "real") + CONTAMINANTS + ("presence", "detector")
 
 
 @dataclass
@@ -145,9 +146,14 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
     shape = (config.tile, config.tile)
     camera = draw_camera(family, rngs["camera"])
     scene = render_scene(camera, family, shape, rngs["scene"])
-    photons = scene.photons
+    structure = draw_structure(family, shape, rngs["detector"])
+    photons, background, objects = scene.photons, scene.background, scene.objects
+    light = illumination(structure, shape)
+    if light is not None:  # an unexposed edge: no sky, no star there
+        photons, background, objects = photons * light, background * light, objects * light
+    strip = None if camera.sky_subtracted else overscan_strip(structure, shape)
     frame = Frame(noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise ** 2).astype(np.float32),
-                  sky=scene.background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
+                  sky=background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
                   full_well=camera.saturation_e, detector=camera.detector,
                   readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma)
     present = draw_presence(config, family, rngs["presence"])
@@ -165,15 +171,33 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
                 same = clean_pre == pre_noise
                 clean_e[same] = image[same]
                 clean_saturated[same] = saturated[same]
+            if strip is not None:  # virtual pixels: read noise only, and nothing injected before read-out
+                virtual = (rngs["detector"].normal(0.0, camera.read_noise, shape).astype(np.float32) if noise
+                           else np.zeros(shape, np.float32))
+                image = np.where(strip, virtual, image)
+                saturated, bled = saturated & ~strip, bled & ~strip
+                masks = {name: mask & ~strip for name, mask in masks.items()}
+                if clean:
+                    clean_e, clean_saturated = np.where(strip, image, clean_e), clean_saturated & ~strip
         image = inject(image, frame, config, names, rngs, present, masks)
-    masks["OBJ"] = significant(scene.objects, frame) | bled
-    digitise = ((lambda e: to_adu(e, camera, background_e=scene.background)) if noise
-                else (lambda e: _to_adu_exact(e, camera, scene.background)))
+    masks["OBJ"] = significant(objects, frame) | bled
+    if strip is not None:
+        masks["OBJ"] &= ~strip
+    to_adu_ = ((lambda e: to_adu(e, camera, background_e=background)) if noise
+               else (lambda e: _to_adu_exact(e, camera, background)))
+    if camera.sky_subtracted or structure.amp_axis is None:
+        digitise = to_adu_
+    else:  # a second amplifier reads its pixels with its own gain and bias
+        digitise = lambda e: np.minimum(apply_amplifiers(to_adu_(e), structure, camera.bias),  # noqa: E731
+                                        np.float32(camera.adc_max))
     header = {"FAMILY": (family_name, "camera and field family"), **camera.as_header(),
               "NSTARS": (scene.n_stars, "stars rendered (tile + PSF margin)"),
               "NGALAX": (scene.n_galaxies, "galaxies rendered"),
               "CROWDED": (scene.crowded, "a star cluster is in or near the tile"),
-              "NOISE": (noise, "Poisson and read noise added")}
+              "NOISE": (noise, "Poisson and read noise added"),
+              "AMPSTEP": (structure.amp_axis is not None and not camera.sky_subtracted, "two amplifiers"),
+              "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
+              "UNEXPEDG": (light is not None, "an unexposed edge")}
     for name in CONTAMINANTS:
         header[f"HAS_{name}"] = (present[name], f"{name} injected")
     tile = SimulatedTile(digitise(image), masks, saturated, header)
