@@ -73,6 +73,8 @@ class FamilyConfig:
     edge_probability: float = 0.0                  # chance of an unexposed edge
     edge_width: IntRange = (2, 40)                 # px receiving no light
     edge_softness: Range = (0.0, 12.0)             # px over which light falls from full to none
+    bayer_probability: float = 0.0                 # chance of a colour camera's Bayer mosaic
+    bayer_response: Range = (0.3, 0.9)             # red and blue pixels' response, relative to green
     probabilities: dict[str, float] = field(default_factory=dict)  # per-class overrides
 
     def validate(self, path: str):
@@ -90,12 +92,12 @@ class FamilyConfig:
             ("galaxies_per_mpix", 0.0, None), ("galaxy_radius", 0.1, None),
             ("galaxy_snr", 1e-3, None), ("nebulosity_amplitude", 0.0, None),
             ("amplifier_gain_step", 0.0, 0.5), ("amplifier_offset", 0.0, None), ("overscan_width", 1, None),
-            ("edge_width", 0, None), ("edge_softness", 0.0, None),
+            ("edge_width", 0, None), ("edge_softness", 0.0, None), ("bayer_response", 0.01, 1.0),
         ]:
             _check_range(path, name, getattr(self, name), low=low, high=high)
         _check_probability(path, "cluster_probability", self.cluster_probability)
         _check_probability(path, "nebulosity_probability", self.nebulosity_probability)
-        for name in ("amplifier_probability", "overscan_probability", "edge_probability"):
+        for name in ("amplifier_probability", "overscan_probability", "edge_probability", "bayer_probability"):
             _check_probability(path, name, getattr(self, name))
         for name, p in self.probabilities.items():
             if name not in CONTAMINANTS:

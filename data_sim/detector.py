@@ -1,4 +1,4 @@
-"""Detector structure that is no contaminant: amplifier steps, overscan strips, unexposed edges.
+"""Detector structure that is no contaminant: amplifier steps, overscan strips, unexposed edges, Bayer mosaics.
 
 Real frames carry all three (ISAAC's quadrant step, ALFOSC's prescan and overscan,
 vignetted or shadowed field edges), and the shipped model took them for trails,
@@ -11,7 +11,11 @@ cut from a larger frame, so each appears at a random place in it:
 - **overscan**: a strip along one edge of the tile holds virtual pixels, bias and read
   noise only (no sky, no star, no cosmic ray);
 - **unexposed edge**: light falls off to nothing over a few pixels along one edge
-  (a field stop's shadow, a vignetted corner of the focal plane).
+  (a field stop's shadow, a vignetted corner of the focal plane);
+- **Bayer mosaic**: a colour camera's 2x2 filter pattern (one red, two green, one blue
+  pixel) passes the light of every source and of the sky in different proportions, so
+  a star's peak pixel can stand out of its neighbours; charge deposited in the silicon
+  (cosmic rays, hot pixels) does not go through the filters.
 
 None has a truth mask: the network must learn they are background. Where an overscan
 strip replaces the pixels, the truth of what was injected there before read-out is
@@ -43,6 +47,8 @@ class Structure:
     edge_side: str | None
     edge_width: int          # px of the tile that receive no light at all
     edge_softness: float     # px over which light falls from full to none
+    bayer: tuple | None = None  # (red, blue) response relative to green, or None: no colour filters
+    bayer_phase: tuple = (0, 0)  # (row, column) of the red pixel in each 2x2 cell
 
 
 def draw_structure(family: FamilyConfig, shape, rng: np.random.Generator) -> Structure:
@@ -57,9 +63,12 @@ def draw_structure(family: FamilyConfig, shape, rng: np.random.Generator) -> Str
     edge_side = SIDES[int(rng.integers(4))]
     edge_width = int(rng.integers(family.edge_width[0], family.edge_width[1] + 1))
     softness = uniform(rng, family.edge_softness)
+    bayer = (uniform(rng, family.bayer_response), uniform(rng, family.bayer_response))
+    phase = (int(rng.integers(2)), int(rng.integers(2)))
     return Structure(amp_axis if u[0] < family.amplifier_probability else None, amp_at, 1.0 + gain_step, offset,
                      overscan_side if u[1] < family.overscan_probability else None, overscan_width,
-                     edge_side if u[2] < family.edge_probability else None, edge_width, softness)
+                     edge_side if u[2] < family.edge_probability else None, edge_width, softness,
+                     bayer if rng.random() < family.bayer_probability else None, phase)
 
 
 def _distance_from(side: str, shape) -> np.ndarray:
@@ -71,16 +80,32 @@ def _distance_from(side: str, shape) -> np.ndarray:
 
 
 def illumination(structure: Structure, shape) -> np.ndarray | None:
-    """(ny, nx) float32 in [0, 1]: the light reaching each pixel; None when nothing is shadowed.
+    """(ny, nx) float32 in [0, 1]: the share of the light each pixel records; None when all of it.
 
-    0 within ``edge_width`` px of the edge, then rising linearly to 1 over ``edge_softness`` px.
+    An unexposed edge: 0 within ``edge_width`` px of the edge, then rising linearly to 1
+    over ``edge_softness`` px. A Bayer mosaic: green pixels 1, red and blue their response.
     """
-    if structure.edge_side is None:
-        return None
-    distance = _distance_from(structure.edge_side, shape) - (structure.edge_width - 0.5)
-    if structure.edge_softness <= 0:
-        return (distance > 0).astype(np.float32)
-    return np.clip(distance / structure.edge_softness, 0.0, 1.0).astype(np.float32)
+    light = None
+    if structure.edge_side is not None:
+        distance = _distance_from(structure.edge_side, shape) - (structure.edge_width - 0.5)
+        light = ((distance > 0).astype(np.float32) if structure.edge_softness <= 0
+                 else np.clip(distance / structure.edge_softness, 0.0, 1.0).astype(np.float32))
+    if structure.bayer is not None:
+        mosaic = bayer_pattern(structure, shape)
+        light = mosaic if light is None else light * mosaic
+    return light
+
+
+def bayer_pattern(structure: Structure, shape) -> np.ndarray:
+    """(ny, nx) float32: each pixel's filter response (green 1; red, blue as drawn) in an RGGB-like mosaic."""
+    red, blue = structure.bayer
+    y0, x0 = structure.bayer_phase
+    rows = (np.arange(shape[0]) - y0) % 2
+    cols = (np.arange(shape[1]) - x0) % 2
+    pattern = np.ones(shape, np.float32)
+    pattern[np.ix_(rows == 0, cols == 0)] = red
+    pattern[np.ix_(rows == 1, cols == 1)] = blue
+    return pattern
 
 
 def overscan_strip(structure: Structure, shape) -> np.ndarray | None:

@@ -149,7 +149,7 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
     structure = draw_structure(family, shape, rngs["detector"])
     photons, background, objects = scene.photons, scene.background, scene.objects
     light = illumination(structure, shape)
-    if light is not None:  # an unexposed edge: no sky, no star there
+    if light is not None:  # an unexposed edge (no sky, no star there), colour filters
         photons, background, objects = photons * light, background * light, objects * light
     strip = None if camera.sky_subtracted else overscan_strip(structure, shape)
     frame = Frame(noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise ** 2).astype(np.float32),
@@ -197,7 +197,8 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
               "NOISE": (noise, "Poisson and read noise added"),
               "AMPSTEP": (structure.amp_axis is not None and not camera.sky_subtracted, "two amplifiers"),
               "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
-              "UNEXPEDG": (light is not None, "an unexposed edge")}
+              "UNEXPEDG": (structure.edge_side is not None, "an unexposed edge"),
+              "BAYER": (structure.bayer is not None, "a colour camera's Bayer mosaic")}
     for name in CONTAMINANTS:
         header[f"HAS_{name}"] = (present[name], f"{name} injected")
     tile = SimulatedTile(digitise(image), masks, saturated, header)

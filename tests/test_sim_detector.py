@@ -79,3 +79,25 @@ def test_default_families_are_unchanged_and_bad_settings_name_the_key():
         section(overscan_probability=2)
     with pytest.raises(ConfigError, match="families.f.amplifier_gain_step"):
         section(amplifier_gain_step=[0.1, 0.9])
+
+
+def test_bayer_mosaic_filters_the_light_not_the_charge():
+    from data_sim.detector import bayer_pattern
+
+    pattern = bayer_pattern(structure(bayer=(0.5, 0.7), bayer_phase=(1, 0)), (4, 4))
+    np.testing.assert_allclose(pattern, [[1, 0.7, 1, 0.7], [0.5, 1, 0.5, 1], [1, 0.7, 1, 0.7], [0.5, 1, 0.5, 1]])
+    quiet = {name: {"probability": 0.0} for name in ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG")}
+    empty_sky = dict(bayer_probability=1.0, stars_per_mpix=[0, 0], bright_stars_per_mpix=[0, 0],
+                     galaxies_per_mpix=[0, 0], sky_gradient=[0, 0], vignetting=[0, 0])
+    tile = SampleSource(section(quiet, **empty_sky), 4, noise=False)[0]
+    assert tile.header["BAYER"][0]
+    sky = tile.image - 300.0  # ADU above the bias: 250 on green pixels, less on red and blue
+    cells = sky.reshape(32, 2, 32, 2).transpose(1, 3, 0, 2).reshape(4, -1)
+    assert np.allclose(cells.std(axis=1), 0, atol=1e-3)  # every 2x2 cell alike
+    levels = sorted(cells.mean(axis=1))
+    assert levels[-1] == pytest.approx(250.0, rel=1e-4) and levels[-2] == pytest.approx(250.0, rel=1e-4)
+    assert 0.3 * 250 <= levels[0] <= levels[1] < 250 * 0.9 + 1e-3
+    # A cosmic ray's charge is deposited in the silicon: the same on every channel.
+    with_cr = SampleSource(section({**quiet, "CR": {"probability": 1.0}}, **empty_sky), 4, noise=False)[0]
+    added = with_cr.image - tile.image
+    assert with_cr.truth_of("CR").any() and np.all(added[~with_cr.truth_of("CR")] >= -1e-3)
