@@ -59,7 +59,7 @@ def parse_args(argv):
                         help="--real: injected versions of each frame with every contaminant but FRG (default 2)")
     parser.add_argument("--peers", nargs="*", default=None, metavar="TOOL",
                         help="--real: peers to run beside the model (default: astroscrappy maximask deepcr "
-                             "cosmic-conn, those installed)")
+                             "cosmic-conn, those installed; ours-auto: the model with --priors auto)")
     args = parser.parse_args(argv)
     if args.out is not None and args.real is None:
         parser.error("--out: only with --real")
@@ -189,10 +189,10 @@ def evaluate_real(args, model_path, folder, config) -> int:
     from segnet.real.tools import DEFAULT_PEERS, load_tools
 
     peers = DEFAULT_PEERS if args.peers is None else tuple(args.peers)
-    from bench.peers import PEERS
-    unknown = [p for p in peers if p not in PEERS]
+    from bench.peers import PEERS, VARIANTS
+    unknown = [p for p in peers if p not in PEERS + VARIANTS]
     if unknown:
-        print(f"error: --peers: unknown tool {unknown[0]!r} (known: {', '.join(PEERS)})", file=sys.stderr)
+        print(f"error: --peers: unknown tool {unknown[0]!r} (known: {', '.join(PEERS + VARIANTS)})", file=sys.stderr)
         return 2
     try:
         frames = frames_to_evaluate(Path(args.real) if args.real else None)

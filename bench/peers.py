@@ -197,6 +197,30 @@ class Ours(Tool):
         return dict(zip(self.classes, out))
 
 
+class OursAutoPriors(Ours):
+    """Our SegNet as ``predict.py --priors auto`` runs it: each frame moved to its own class proportions (EM)."""
+
+    key, name = "ours-auto", "model, priors auto"
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        import yaml
+
+        fractions = yaml.safe_load((Path(spec["model_folder"]) / "class_fractions.yaml").read_text())["classes"]
+        self.train = np.array([fractions[c] for c in self.classes])
+
+    def predict(self, frame):
+        from segnet.metrics import adjust_priors
+        from segnet.priors import PriorEstimator
+
+        scores = super().predict(frame)
+        prob = np.stack([scores[c] for c in self.classes])
+        estimator = PriorEstimator(len(self.classes))
+        estimator.update(np.clip(prob, 0.0, 1.0), np.isfinite(frame.image))
+        adjusted = adjust_priors(np.clip(prob, 0.0, 1.0), self.train, estimator.estimate(self.train))
+        return dict(zip(self.classes, adjusted))
+
+
 class MaxiMask(Tool):
     """MaxiMask's network called directly (its CLI re-runs its last batch), on its own normalisation.
 
@@ -364,9 +388,10 @@ class LACosmic(LACosmicSweep):
         return mask
 
 
-TOOLS = {t.key: t for t in (Ours, MaxiMask, DeepCR, CosmicCoNN, Astroscrappy, LACosmic)}
+TOOLS = {t.key: t for t in (Ours, OursAutoPriors, MaxiMask, DeepCR, CosmicCoNN, Astroscrappy, LACosmic)}
 TOOLS_BY_NAME = {t.name: t for t in TOOLS.values()}
-PEERS = [k for k in TOOLS if k != "ours"]
+PEERS = [k for k in TOOLS if not k.startswith("ours")]
+VARIANTS = ["ours-auto"]  # our model run otherwise; only when asked for
 
 
 def missing_module(tool) -> str | None:
@@ -680,7 +705,7 @@ def parse_args(argv):
                                                               "MaxiMask needs >= 400)")
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (split 'test'; default 0)")
     parser.add_argument("--frames", nargs="+", default=[], metavar="FITS", help="FITS frames (no truth)")
-    parser.add_argument("--peers", nargs="*", default=PEERS, choices=PEERS, metavar="PEER",
+    parser.add_argument("--peers", nargs="*", default=PEERS, choices=PEERS + VARIANTS, metavar="PEER",
                         help=f"peers to run beside ours (default all: {' '.join(PEERS)}; none: ours alone)")
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds, tools interleaved (default 1)")
     parser.add_argument("--out", default=str(ROOT / "out" / "peers"), help="folder for peers.md, peers.csv, roc.png")
@@ -741,7 +766,7 @@ def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
     print(header.split("\n\n", 1)[1], flush=True)
 
     skipped, runnable = {}, []
-    for key in ["ours"] + [p for p in PEERS if p in args.peers]:
+    for key in ["ours"] + [p for p in PEERS + VARIANTS if p in args.peers]:
         tool = TOOLS[key]
         missing = missing_module(tool)
         if missing:

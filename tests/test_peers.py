@@ -152,3 +152,31 @@ def test_mcc_at_a_default_threshold_counts_exactly_the_flagged_pixels(spacing):
         fn, tn = (~flag & truth).sum(), (~flag & ~truth).sum()
         mcc = (tp * tn - fp * fn) / np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
         assert summary.mcc_curve()[i] == pytest.approx(mcc)
+
+
+def test_ours_auto_moves_each_frame_to_its_own_em_proportions(tiny_model, tmp_path):
+    import shutil
+
+    import yaml
+
+    from segnet.metrics import adjust_priors
+    from segnet.priors import PriorEstimator
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    shutil.copy(tiny_model, folder / "model.keras")
+    fractions = {c: 0.02 for c in CLASSES}
+    (folder / "class_fractions.yaml").write_text(yaml.safe_dump({"classes": fractions}))
+    spec = {"model": str(folder / "model.keras"), "model_folder": str(folder)}
+    rng = np.random.default_rng(0)
+    image = (500 + 5 * rng.standard_normal((64, 64))).astype(np.float32)
+    frame = peers.Frame(image, np.zeros(image.shape, bool), peers.Camera(2.0, 5.0, 0.0, 0.0, 60000.0))
+    plain = peers.Ours(spec).predict(frame)
+    auto = peers.OursAutoPriors(spec).predict(frame)
+    prob = np.stack([plain[c] for c in CLASSES])
+    estimator = PriorEstimator(len(CLASSES))
+    estimator.update(prob)
+    train = np.full(len(CLASSES), 0.02)
+    expected = adjust_priors(prob, train, estimator.estimate(train))
+    np.testing.assert_allclose(np.stack([auto[c] for c in CLASSES]), expected, atol=1e-6)
+    assert "ours-auto" not in peers.PEERS and "ours-auto" in peers.VARIANTS
