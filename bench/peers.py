@@ -181,44 +181,39 @@ class Ours(Tool):
     modules = ("keras",)
     install = "pip install -r requirements.txt"
 
+    priors = None  # predict.py's --priors
+
     def __init__(self, spec):
         super().__init__(spec)
         from segnet.inference import TileSettings, predict_frame
         from segnet.prediction import FramePredictor
 
-        predictor = FramePredictor(Path(spec["model"]), Path(spec["model_folder"]))
+        self.predictor = FramePredictor(Path(spec["model"]), Path(spec["model_folder"]), priors_file=self.priors)
         # The network with its pixel calibration: thresholds.yaml holds thresholds of calibrated probabilities.
-        self.model, self.classes, self.thresholds = predictor.network, predictor.classes, predictor.thresholds
+        self.model, self.classes = self.predictor.network, self.predictor.classes
+        self.thresholds = self.predictor.thresholds
         self._predict_frame, self._settings = predict_frame, TileSettings()
 
-    def predict(self, frame):
+    def probabilities(self, frame) -> np.ndarray:
+        """(n_class, ny, nx) float32: the calibrated probabilities, as predict.py computes them."""
         out = np.zeros((len(self.classes),) + frame.image.shape, np.float32)
         self._predict_frame(self.model, frame.image, out, settings=self._settings, mask=frame.saturated)
-        return dict(zip(self.classes, out))
+        return out
+
+    def predict(self, frame):
+        return dict(zip(self.classes, self.probabilities(frame)))
 
 
 class OursAutoPriors(Ours):
     """Our SegNet as ``predict.py --priors auto`` runs it: each frame moved to its own class proportions (EM)."""
 
     key, name = "ours-auto", "model, priors auto"
-
-    def __init__(self, spec):
-        super().__init__(spec)
-        import yaml
-
-        fractions = yaml.safe_load((Path(spec["model_folder"]) / "class_fractions.yaml").read_text())["classes"]
-        self.train = np.array([fractions[c] for c in self.classes])
+    priors = "auto"
 
     def predict(self, frame):
-        from segnet.metrics import adjust_priors
-        from segnet.priors import PriorEstimator
-
-        scores = super().predict(frame)
-        prob = np.stack([scores[c] for c in self.classes])
-        estimator = PriorEstimator(len(self.classes))
-        estimator.update(np.clip(prob, 0.0, 1.0), np.isfinite(frame.image))
-        adjusted = adjust_priors(np.clip(prob, 0.0, 1.0), self.train, estimator.estimate(self.train))
-        return dict(zip(self.classes, adjusted))
+        out = self.probabilities(frame)
+        self.predictor.adjust_to_frame(frame.image, out)
+        return dict(zip(self.classes, out))
 
 
 class MaxiMask(Tool):

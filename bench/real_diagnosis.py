@@ -168,15 +168,14 @@ class Model:
     """The model as predict.py runs it (calibration, thresholds), on arrays."""
 
     def __init__(self, model_arg):
-        from segnet.prediction import FramePredictor
+        from segnet.prediction import FramePredictor, training_fractions
         from segnet.run_folder import resolve_model
 
         model_path, folder = resolve_model(model_arg)
         self.path = model_path
         self.predictor = FramePredictor(model_path, folder)
         self.classes, self.thresholds = self.predictor.classes, self.predictor.thresholds
-        import yaml
-        self.train_cr = float(yaml.safe_load((folder / "class_fractions.yaml").read_text())["classes"]["CR"])
+        self.train_cr = float(training_fractions(folder)["CR"])
 
     def __call__(self, image, saturated, *, grid=None):
         """Probabilities per class; ``grid`` replaces the background/noise grid (experiment 8)."""
@@ -300,12 +299,12 @@ def rate(pair):
 
 
 def markdown(rows, sim, model) -> str:
+    from segnet.real.report import markdown_table as table
+
     bins = [bin_label(i) for i in range(len(SNR_BINS) - 1)]
-    t = lambda header, body: "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # noqa: E731
-                                       + ["| " + " | ".join(map(str, r)) + " |" for r in body])
     parts = [f"# Real-frame diagnosis of {model.path}", ""]
     parts += ["## 1-3. Normalisation, correlated noise, PSF sampling", "",
-              t(["frame", "bkg (normalize)", "bkg (careful)", "sigma (normalize)", "sigma (careful)",
+              table(["frame", "bkg (normalize)", "bkg (careful)", "sigma (normalize)", "sigma (careful)",
                  "sigma (adjacent diff)", "sigma (Poisson, gain)", "lag-1 rows", "lag-1 cols", "lag-2 rows",
                  "lag-2 cols", "FWHM px"],
                 [[r["frame"], f"{r['normalize_background']:.1f}", f"{r['careful_background']:.1f}",
@@ -314,7 +313,7 @@ def markdown(rows, sim, model) -> str:
                   f"{r['lag2_rows']:.2f}", f"{r['lag2_columns']:.2f}", f"{r['fwhm']:.2f}"] for r in rows]),
               "", f"Simulator's FWHM range: {sim['fwhm_range'][0]:g}-{sim['fwhm_range'][1]:g} px; its noise is white.", ""]
     parts += ["## 4-5. Stars flagged CR, by peak S/N (fraction of stars with a core pixel flagged)", "",
-              t(["frame"] + bins,
+              table(["frame"] + bins,
                 [[r["frame"]] + [rate(p) for p in r["star_flags"]] for r in rows]
                 + [["**all real**"] + [rate(p) for p in np.sum([r["star_flags"] for r in rows], axis=0)]]
                 + [["real, CR prior 5e-4"] + [rate(p) for p in np.sum([r["star_flags_low_prior"] for r in rows],
@@ -327,7 +326,7 @@ def markdown(rows, sim, model) -> str:
     stars_real = np.sum([r["stars_per_bin"] for r in rows], axis=0) / real_mpix
     cr_real = np.sum([r["cr_groups_per_bin"] for r in rows], axis=0) / real_mpix
     parts += ["## 6. Population per Mpix, by peak S/N", "",
-              t(["source"] + bins,
+              table(["source"] + bins,
                 [["real: isolated round stars"] + [f"{v:.0f}" for v in stars_real],
                  ["real: CR groups (astroscrappy)"] + [f"{v:.0f}" for v in cr_real],
                  ["simulated: isolated round stars"] + [f"{v / sim['mpix']:.0f}" for v in sim["stars_per_bin"]],
@@ -340,14 +339,14 @@ def markdown(rows, sim, model) -> str:
         for region, fractions in r["structure"].items():
             body.append([r["frame"], region] + [f"{100 * fractions[c]:.3f}" for c in model.classes if c != "OBJ"])
     parts += ["## 7. Detector structure: flagged % per class and region", "",
-              t(["frame", "region"] + [c for c in model.classes if c != "OBJ"], body), ""]
+              table(["frame", "region"] + [c for c in model.classes if c != "OBJ"], body), ""]
     body = []
     for r in rows:
         for label, f in r["swap"].items():
             body.append([r["frame"], label, f"{100 * f['core_cr']:.1f}", f"{100 * f['core_any']:.1f}"]
                         + [f"{100 * f['flagged'][c]:.3f}" for c in model.classes if c != "OBJ"])
     parts += ["## 8. The normalisation swapped: star-core pixels flagged (CR, any) % and flagged % per class", "",
-              t(["frame", "background and noise", "cores CR", "cores any"] + [c for c in model.classes if c != "OBJ"],
+              table(["frame", "background and noise", "cores CR", "cores any"] + [c for c in model.classes if c != "OBJ"],
                 body), ""]
     return "\n".join(parts)
 

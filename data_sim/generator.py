@@ -185,7 +185,8 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
         masks["OBJ"] &= ~strip
     to_adu_ = ((lambda e: to_adu(e, camera, background_e=background)) if noise
                else (lambda e: _to_adu_exact(e, camera, background)))
-    if camera.sky_subtracted or structure.amp_axis is None:
+    amplifiers = structure.amp_axis is not None and not camera.sky_subtracted  # products have no raw read-out
+    if not amplifiers:
         digitise = to_adu_
     else:  # a second amplifier reads its pixels with its own gain and bias
         digitise = lambda e: np.minimum(apply_amplifiers(to_adu_(e), structure, camera.bias),  # noqa: E731
@@ -195,7 +196,7 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
               "NGALAX": (scene.n_galaxies, "galaxies rendered"),
               "CROWDED": (scene.crowded, "a star cluster is in or near the tile"),
               "NOISE": (noise, "Poisson and read noise added"),
-              "AMPSTEP": (structure.amp_axis is not None and not camera.sky_subtracted, "two amplifiers"),
+              "AMPSTEP": (amplifiers, "two amplifiers"),
               "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
               "UNEXPEDG": (structure.edge_side is not None, "an unexposed edge"),
               "BAYER": (structure.bayer is not None, "a colour camera's Bayer mosaic")}

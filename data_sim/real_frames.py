@@ -61,7 +61,8 @@ class _Loaded:
     fwhm: float
 
 
-def _header_number(header, keys, default):
+def header_number(header, keys, default):
+    """The first of ``keys`` in ``header`` holding a positive number, else ``default``."""
     for key in keys:
         value = header.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
@@ -133,12 +134,12 @@ class RealFrameSet:
             finite = np.isfinite(image)
             if not finite.any():
                 raise RealFrameError(f"{path}: no finite pixel")
-            gain = self.cfg.gain or _header_number(header, ("GAIN", "EGAIN", "CCDGAIN"), 1.0)
+            gain = self.cfg.gain or header_number(header, ("GAIN", "EGAIN", "CCDGAIN"), 1.0)
             read_noise = (self.cfg.read_noise if self.cfg.read_noise is not None
-                          else _header_number(header, ("RDNOISE", "READNOIS", "RON"), 0.0))
-            saturation = self.cfg.saturation or _header_number(header, ("SATURATE", "SATLEVEL"),
+                          else header_number(header, ("RDNOISE", "READNOIS", "RON"), 0.0))
+            saturation = self.cfg.saturation or header_number(header, ("SATURATE", "SATLEVEL"),
                                                                float(np.nanmax(image[finite])))
-            fwhm = self.cfg.fwhm or _header_number(header, ("FWHM", "SEEING"), 3.0)
+            fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 3.0)
             image = np.where(finite, image, np.nanmedian(image[finite])) * np.float32(gain)
             # The same robust estimate the network's input normalisation uses.
             estimate = normalize_image(image, box=64)

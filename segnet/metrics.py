@@ -48,7 +48,7 @@ def bin_edges(n_bins: int, spacing: str = "logit") -> np.ndarray:
     raise ValueError(f"spacing: expected one of {SPACINGS}, got {spacing!r}")
 
 
-def _bin_index(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def bin_index(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
     n_bins = len(edges) - 1
     return np.clip(np.searchsorted(edges, np.asarray(p, np.float64), side="right") - 1, 0, n_bins - 1)
 
@@ -120,11 +120,11 @@ class ClassMetrics:
         n = self.n_bins
         for k, name in enumerate(self.class_names):
             p, t, d = prob[:, k][valid], truth[:, k][valid], dilated[:, k][valid]
-            idx = _bin_index(p, self.edges)
+            idx = bin_index(p, self.edges)
             c = self.counts[name]
             c.pos += np.bincount(idx[t], minlength=n)
             c.neg += np.bincount(idx[~t], minlength=n)
-            c.pos_dilated += np.bincount(_bin_index(d[t], self.edges), minlength=n)
+            c.pos_dilated += np.bincount(bin_index(d[t], self.edges), minlength=n)
             c.prob_sum += np.bincount(idx, weights=p, minlength=n)
 
     def merge(self, other: "ClassMetrics") -> "ClassMetrics":

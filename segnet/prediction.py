@@ -32,6 +32,15 @@ AUTO_PRIORS = "auto"  # --priors auto: each frame's own class fractions (segnet.
 STRIP = 256  # rows read or written at a time outside the network
 
 
+def training_fractions(folder: Path) -> dict:
+    """Class -> pixel fraction in the model's training tiles (class_fractions.yaml): the prior adjustments' start."""
+    fractions_file = Path(folder) / "class_fractions.yaml"
+    if not fractions_file.is_file():
+        raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
+                         "(the training proportions the adjustment starts from)")
+    return yaml.safe_load(fractions_file.read_text())["classes"]
+
+
 @dataclass
 class PredictOptions:
     outdir: Path
@@ -60,7 +69,7 @@ class FramePredictor:
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         # --priors FILE: fixed expected fractions; --priors auto: each frame's own, by EM (segnet.priors).
         self.auto_priors = priors_file is not None and str(priors_file) == AUTO_PRIORS
-        self.train_fractions = self._train_fractions(folder) if self.auto_priors else None
+        self.train_fractions = training_fractions(folder) if self.auto_priors else None
         self.priors = self._priors(folder, priors_file) if priors_file and not self.auto_priors else None
         self.inpainter, self.replaced = None, ()
         if inpaint_model is not None:
@@ -115,21 +124,13 @@ class FramePredictor:
             raise ValueError("--inpaint-classes: name at least one class")
         return tuple(c for c in self.classes if c in names)
 
-    def _train_fractions(self, folder: Path) -> dict:
-        """The training class proportions (class_fractions.yaml) the prior adjustment starts from."""
-        fractions_file = Path(folder) / "class_fractions.yaml"
-        if not fractions_file.is_file():
-            raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
-                             "(the training proportions the adjustment starts from)")
-        return yaml.safe_load(fractions_file.read_text())["classes"]
-
     def _priors(self, folder: Path, priors_file: Path):
         wanted = read_mapping(priors_file, "--priors")
         unknown = [k for k in wanted if k not in self.classes]
         if unknown:
             raise ValueError(f"--priors {priors_file}: unknown class {unknown[0]!r} (the model predicts "
                              f"{list(self.classes)})")
-        train = self._train_fractions(folder)
+        train = training_fractions(folder)
         for k, v in wanted.items():
             if not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise ValueError(f"--priors {priors_file}: {k}: expected a fraction in (0, 1), got {v!r}")
@@ -253,7 +254,10 @@ class FramePredictor:
                 predict_frame(self.network, plane.data, prob, settings=options.settings, mask=mask,
                               transform=self.transform(), progress=batch_done)
                 if self.auto_priors:
-                    self._adjust_to_frame(plane, prob, (prob_hdu.header, flags_hdu.header))
+                    frame_priors = self.adjust_to_frame(plane.data, prob)
+                    for header in (prob_hdu.header, flags_hdu.header):
+                        for j, value in enumerate(frame_priors, start=1):
+                            header[f"PRIOR{j}"] = float(value)
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
@@ -262,21 +266,24 @@ class FramePredictor:
                 if self.inpainter:
                     self._inpaint(plane, flags, out[3 + per_plane * k], mask, options, progress)
 
-    def _adjust_to_frame(self, plane, prob, headers) -> None:
-        """--priors auto: this frame's class proportions by EM, then its probabilities moved to them, in place."""
+    def adjust_to_frame(self, data, prob: np.ndarray) -> np.ndarray:
+        """--priors auto: this frame's class proportions by EM, then ``prob`` moved to them, in place.
+
+        ``data`` (ny, nx) is the frame (its non-finite pixels do not count), ``prob``
+        (n_class, ny, nx) the calibrated probabilities (a memory map is read a strip at a
+        time). Returns the (n_class,) proportions.
+        """
         train = np.array([self.train_fractions[c] for c in self.classes])
         estimator = PriorEstimator(len(self.classes))
-        for y in range(0, plane.shape[0], STRIP):
-            valid = np.isfinite(np.asarray(plane.data[y:y + STRIP], np.float64))
+        for y in range(0, prob.shape[1], STRIP):
+            valid = np.isfinite(np.asarray(data[y:y + STRIP], np.float64))
             estimator.update(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), valid)
             release_pages(prob)
         frame_priors = estimator.estimate(train)
-        for y in range(0, plane.shape[0], STRIP):
+        for y in range(0, prob.shape[1], STRIP):
             prob[:, y:y + STRIP] = adjust_priors(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), train, frame_priors)
             release_pages(prob)
-        for header in headers:
-            for k, value in enumerate(frame_priors, start=1):
-                header[f"PRIOR{k}"] = float(value)
+        return frame_priors
 
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""

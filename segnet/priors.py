@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segnet.metrics import adjust_priors, bin_edges
+from segnet.metrics import adjust_priors, bin_edges, bin_index
 
 N_BINS = 4096
 MIN_PRIOR = 1e-9
@@ -43,7 +43,7 @@ class PriorEstimator:
         n_bins = self.counts.shape[1]
         for k, plane in enumerate(prob):
             p = np.asarray(plane if valid is None else plane[valid], np.float64).ravel()
-            index = np.clip(np.searchsorted(self.edges, p, side="right") - 1, 0, n_bins - 1)
+            index = bin_index(p, self.edges)
             self.counts[k] += np.bincount(index, minlength=n_bins)
             self.sums[k] += np.bincount(index, weights=p, minlength=n_bins)
 

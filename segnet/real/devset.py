@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from data_sim.real_frames import header_number
 from segnet.fits_io import InputError, expand_inputs, open_input, output_stem, select_planes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,17 +128,10 @@ class RealFrame:
 
 def header_camera(header, default: Camera = Camera()) -> Camera:
     """A camera from a FITS header (GAIN, RDNOISE, BIAS, SATURATE), else the defaults."""
-    def number(keys, fallback):
-        for key in keys:
-            value = header.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                return float(value)
-        return fallback
-
-    return Camera(gain=number(("GAIN", "EGAIN"), default.gain),
-                  read_noise=number(("RDNOISE", "READNOIS", "RON"), default.read_noise),
-                  bias=number(("BIAS",), default.bias), saturation=number(("SATURATE", "SATLEVEL"), default.saturation),
-                  detector=default.detector)
+    return Camera(gain=header_number(header, ("GAIN", "EGAIN"), default.gain),
+                  read_noise=header_number(header, ("RDNOISE", "READNOIS", "RON"), default.read_noise),
+                  bias=header_number(header, ("BIAS",), default.bias),
+                  saturation=header_number(header, ("SATURATE", "SATLEVEL"), default.saturation), detector=default.detector)
 
 
 def read_frame(path: Path, entry: Entry | None = None) -> RealFrame:

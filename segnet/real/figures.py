@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from data_sim.classes import BACKGROUND_COLOUR, COLOURS, CONTAMINANTS, MULTI_CLASS_COLOUR
+from data_sim.classes import BACKGROUND_COLOUR, CONTAMINANTS
+from data_sim.export import mask_rgb
 
 CUTOUT = 21   # px
 N_CUTOUTS = 8
@@ -25,19 +26,11 @@ def _stretch(image, background, sigma):
 
 
 def flag_colours(flags: dict, shape) -> np.ndarray:
-    """(ny, nx, 4) RGBA: each flagged pixel in its class colour (black for several), transparent elsewhere."""
-    from matplotlib.colors import to_rgb
-
-    rgba = np.zeros(shape + (4,), np.float32)
-    count = np.zeros(shape, np.int32)
-    for c, m in flags.items():
-        if c not in CONTAMINANTS:
-            continue
-        rgba[m, :3] = to_rgb(COLOURS[c])
-        count += m
-    rgba[count > 1, :3] = to_rgb(MULTI_CLASS_COLOUR)
-    rgba[count > 0, 3] = 1.0
-    return rgba
+    """(ny, nx, 4) RGBA: each flagged contaminant pixel in its class colour (black for several), transparent elsewhere."""
+    names = [c for c in flags if c in CONTAMINANTS]
+    stack = np.stack([flags[c] for c in names]) if names else np.zeros((0,) + shape, bool)
+    alpha = stack.any(axis=0).astype(np.float32)[..., None]
+    return np.concatenate([mask_rgb(stack, names), alpha], axis=-1)
 
 
 def _cut(array, cy, cx, half):
@@ -63,13 +56,10 @@ def plot_frame(result, model_name: str, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
-    from segnet.normalize import normalize_image
 
     frame = result.frame
     image = frame.image
-    finite = np.isfinite(image)
-    est = normalize_image(np.where(finite, image, np.median(image[finite])), box=64)
-    grey = _stretch(image, est.background, est.sigma)
+    grey = _stretch(image, result.estimate.background, result.estimate.sigma)
     tally = result.tallies[model_name]
     scores = result.scores[model_name][0]
     flags = {c: scores[c] >= tally.thresholds[c] for c in tally.classes}

@@ -180,15 +180,14 @@ def tally_frame(tool, scores: list, versions_: list[Version], preexisting: np.nd
     valid = np.isfinite(frame.image) & ~frame.saturated
     tally.valid_pixels = int(valid.sum())
     eight = np.ones((3, 3), bool)
-    for c in tool.classes:
-        flags = (frame_scores[c] >= tool.thresholds[c]) & valid
-        tally.flagged[c] = int(flags.sum())
-        tally.groups[c] = int(ndimage.label(flags, structure=eight)[1])
     core = (stars.core > 0) & valid
     tally.stars, tally.core_pixels = stars.n, int(core.sum())
     any_flag = np.zeros(core.shape, bool)
     for c in tool.classes:
-        hit = (frame_scores[c] >= tool.thresholds[c]) & core
+        flags = (frame_scores[c] >= tool.thresholds[c]) & valid
+        tally.flagged[c] = int(flags.sum())
+        tally.groups[c] = int(ndimage.label(flags, structure=eight)[1])
+        hit = flags & core
         tally.core_flagged[c] = int(hit.sum())
         if c in CONTAMINANTS:
             any_flag |= hit
@@ -226,6 +225,7 @@ class FrameResult:
     """What a frame's figures and pictures need: its versions, stars, pre-existing mask, every tool's output."""
 
     frame: RealFrame
+    estimate: object  # segnet.normalize.Normalized of the frame as it is (background, sigma in ADU)
     versions: list
     stars: StarCores
     preexisting: np.ndarray
@@ -251,7 +251,7 @@ def run_frame(frame: RealFrame, tools: list, sim_config, classes, *, draws: int 
     preexisting, used = preexisting_mask(made[0], reference)
     tallies = {t.name: tally_frame(t, scores[t.name], made, preexisting, stars) for t in tools
                if scores[t.name][0] is not None}  # a tool that cannot take the frame has no figures for it
-    return FrameResult(frame, made, stars, preexisting, used, scores, tallies)
+    return FrameResult(frame, estimate, made, stars, preexisting, used, scores, tallies)
 
 
 class InProcessTool:

@@ -61,7 +61,8 @@ def _num(value, digits=3):
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def _table(header, rows) -> str:
+def markdown_table(header, rows) -> str:
+    """A markdown table: ``header`` (column names) and ``rows`` (lists of cells, each shown with ``str``)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -83,7 +84,7 @@ def tools_table(doc: dict, scope) -> str:
                      *(_num(cr.get(f"tpr_at_{p * 100:g}%_fpr")) for p in FPR_POINTS)])
     header = ["tool", "CR flagged %", "CR groups", "stars", "star cores CR %", "star cores any %",
               "injected CR px", "CR TPR@thr", "CR FPR@thr %"] + [f"CR TPR@{p * 100:g}%FPR" for p in FPR_POINTS]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def model_class_table(figures: dict) -> str:
@@ -99,7 +100,7 @@ def model_class_table(figures: dict) -> str:
     rows.append([f"{ANY} contaminant", "", "", "", "", "", _pct(figures["star_cores"]["flagged"].get(ANY)), "", ""])
     header = ["class", "injected px", "TPR@thr", "FPR@thr %"] + [f"TPR@{p * 100:g}%FPR" for p in FPR_POINTS] + \
              ["star cores flagged %", "flagged % (frame as is)", "groups"]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def markdown(doc: dict, frames: list, *, command: str, draws: int, seed: int) -> str:
@@ -120,7 +121,7 @@ def markdown(doc: dict, frames: list, *, command: str, draws: int, seed: int) ->
                   model_class_table(doc["frames"][stem]), ""]
     parts += ["## Pre-existing contaminants left out", "",
               "A reference tool that flags over 5 % of a frame is not used for its mask (it is failing there).", "",
-              _table(["frame", "share of pixels %", "flags of"],
+              markdown_table(["frame", "share of pixels %", "flags of"],
                      [[s, _pct(v), ", ".join(doc["preexisting_from"][s]) or "none (saturated, non-finite only)"]
                       for s, v in doc["preexisting_fraction"].items()]), ""]
     return "\n".join(parts)
