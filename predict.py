@@ -59,7 +59,7 @@ def parse_args(argv):
     parser.add_argument("--inpaint", action="store_true",
                         help="add HDU CLEAN: the image with flagged pixels replaced by the inpainting network")
     parser.add_argument("--inpaint-classes", metavar="NAMES",
-                        help="comma-separated classes to replace (default: every contaminant, i.e. all but OBJ)")
+                        help="comma-separated classes to replace (default: every contaminant but SAT, i.e. all but OBJ, SAT)")
     parser.add_argument("--inpaint-model", type=Path,
                         help="inpainting run folder or .keras file (default: <model folder>/inpaint)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

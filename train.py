@@ -165,6 +165,20 @@ def main(argv=None) -> int:
             print(f"resuming after epoch {start_epoch} from {run.checkpoint}", flush=True)
         else:
             model, loss = build_model(config)
+            if train.init_from and config.task == "inpaint":
+                print("error: train.init_from: only a segmentation run can start from a trained model",
+                      file=sys.stderr)
+                return 2
+            if train.init_from:
+                from segnet.run_folder import NoModelError, resolve_model
+                from segnet.warm_start import transfer_weights
+                try:
+                    source_file, _ = resolve_model(train.init_from)
+                except NoModelError as exc:
+                    print(f"error: train.init_from: {exc}", file=sys.stderr)
+                    return 2
+                print(f"initial weights from {source_file}: "
+                      f"{transfer_weights(load_model(source_file), model).summary()}", flush=True)
             model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)), loss=loss, jit_compile=False)
     callbacks = [] if args.quiet else [RunProgress(train.epochs)]
     if keras.backend.backend() == "tensorflow":

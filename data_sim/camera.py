@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from .config import FamilyConfig
 
@@ -49,6 +50,8 @@ class Camera:
     sky: float             # e-/px at the tile centre
     sky_subtracted: bool
     readout_at_start: bool  # columns read out towards row 0 (else towards row ny-1)
+    noise_correlation: float = 0.0  # px, sigma of the Gaussian smoothing of the noise deviates (0: white)
+    nonlinearity: float = 0.0       # fractional loss of response at the saturation level
 
     @property
     def sky_noise(self) -> float:
@@ -77,11 +80,17 @@ class Camera:
             "MOFFBETA": (round(self.beta, 4), "PSF Moffat beta"),
             "SKYLEVEL": (round(self.sky, 3), "sky at tile centre, e-/px"),
             "SKYSUB": (self.sky_subtracted, "bias and sky model subtracted"),
+            "NOISECOR": (round(self.noise_correlation, 4), "noise smoothing sigma, px (0: white)"),
+            "NONLIN": (round(self.nonlinearity, 5), "response lost at saturation level"),
         }
 
 
 def draw_camera(family: FamilyConfig, rng: np.random.Generator) -> Camera:
-    """Draw one tile's camera and conditions from a family's ranges."""
+    """Draw one tile's camera and conditions from a family's ranges.
+
+    The noise correlation and non-linearity are drawn last, so that the other
+    parameters of a tile do not depend on whether a config uses them.
+    """
     return Camera(
         detector=family.detector,
         gain=uniform(rng, family.gain),
@@ -96,7 +105,34 @@ def draw_camera(family: FamilyConfig, rng: np.random.Generator) -> Camera:
         sky=log_uniform(rng, family.sky),
         sky_subtracted=family.sky_subtracted,
         readout_at_start=bool(rng.random() < 0.5),
+        noise_correlation=_draw_correlation(family, rng),
+        nonlinearity=uniform(rng, family.nonlinearity),
     )
+
+
+def _draw_correlation(family: FamilyConfig, rng: np.random.Generator) -> float:
+    """Noise smoothing sigma (px) with the family's probability, else 0; always the same two draws."""
+    on = rng.random() < family.correlated_noise_probability
+    sigma = uniform(rng, family.noise_correlation)
+    return sigma if on else 0.0
+
+
+def nonlinear_response(electrons: np.ndarray, loss: float, level: float) -> np.ndarray:
+    """What a pixel reads (e-) for the charge it collected, with a response that rolls off towards ``level``.
+
+    Below ``level`` the reading is ``e (1 - loss (e / level)**2)``: linear for faint
+    pixels, ``level (1 - loss)`` for a charge of ``level``. Above it the reading goes on
+    at the slope reached there, ``1 - 3 loss``, so the curve is smooth and rises
+    everywhere for ``loss`` < 1/3; the pixel then reads ``level`` (saturates) once it
+    holds ``level (1 + loss / (1 - 3 loss))`` e-. ``loss`` = 0 returns the input unchanged.
+    """
+    if loss == 0:
+        return electrons
+    e = np.asarray(electrons, dtype=np.float32)
+    level32, loss32 = np.float32(level), np.float32(loss)
+    below = e * (np.float32(1.0) - loss32 * (e / level32) ** 2)
+    above = level32 * (np.float32(1.0) - loss32) + np.float32(1.0 - 3.0 * loss) * (e - level32)
+    return np.where(e < level32, below, above).astype(np.float32)
 
 
 def saturate(electrons: np.ndarray, level: float, *, bleed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -148,15 +184,26 @@ def _fill(col: np.ndarray, rows, charge: float, level: float):
 
 
 def add_noise(electrons: np.ndarray, read_noise: float, rng: np.random.Generator,
-              *, saturated: np.ndarray | None = None, level: float | None = None) -> np.ndarray:
+              *, saturated: np.ndarray | None = None, level: float | None = None,
+              correlation: float = 0.0) -> np.ndarray:
     """Poisson noise in electrons plus Gaussian read noise; saturated pixels stay at ``level``.
 
     From ``POISSON_EXACT_BELOW`` e- up the Poisson draw is replaced by its
     Gaussian limit (same mean and variance; only the skewness, 1/sqrt(mean)
     <= 0.14, is lost), which is several times cheaper; below it the draw is exact.
+
+    ``correlation`` > 0 (px) makes the noise of neighbouring pixels correlated, as in
+    flat-fielded, resampled or co-added products: the standard-normal deviates are
+    smoothed by a Gaussian of that sigma (see ``correlated_normal``), which keeps
+    every pixel's variance, so the per-pixel sigma of the truth rule stays exact. The
+    exact Poisson part of pixels under ``POISSON_EXACT_BELOW`` e- stays uncorrelated
+    (their read noise follows the smoothed deviates).
     """
     mean = np.clip(electrons, 0, None).astype(np.float32)
-    z = rng.standard_normal(size=mean.shape, dtype=np.float32)
+    if correlation > 0:
+        z = correlated_normal(mean.shape, correlation, rng)
+    else:
+        z = rng.standard_normal(size=mean.shape, dtype=np.float32)
     noisy = mean + np.sqrt(mean + np.float32(read_noise ** 2)) * z
     low = mean < POISSON_EXACT_BELOW
     if low.any():
@@ -167,6 +214,28 @@ def add_noise(electrons: np.ndarray, read_noise: float, rng: np.random.Generator
 
 
 POISSON_EXACT_BELOW = 50.0
+
+
+def correlated_normal(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Standard-normal field whose neighbouring pixels correlate: (ny, nx) float32, unit variance.
+
+    White deviates on a field larger by the kernel radius (``ceil(4 sigma)`` px) on
+    every side are convolved with a normalised Gaussian of ``sigma`` px and divided by
+    the kernel's L2 norm, so that every pixel (edges included, as the kernel never
+    leaves the drawn field) has variance 1. Neighbours at lag 1 correlate by
+    ``sum(g[i] g[i+1]) / sum(g**2)`` for the 1-D kernel g: 0.01, 0.26, 0.58 and 0.78
+    for sigma = 0.3, 0.5, 0.7 and 1 px (``exp(-1 / (4 sigma**2))`` from about 0.7 px up).
+    """
+    radius = max(int(np.ceil(4.0 * sigma)), 1)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (offsets / sigma) ** 2)
+    g /= g.sum()
+    ny, nx = shape
+    z = rng.standard_normal(size=(ny + 2 * radius, nx + 2 * radius), dtype=np.float32)
+    z = ndimage.correlate1d(z, g.astype(np.float32), axis=0, mode="constant")[radius:radius + ny]
+    z = ndimage.correlate1d(z, g.astype(np.float32), axis=1, mode="constant")[:, radius:radius + nx]
+    # The 2-D kernel is the outer product g g^T, whose L2 norm is sum(g**2).
+    return z / np.float32(np.sum(g * g))
 
 
 def to_adu(electrons: np.ndarray, camera: Camera, *, background_e: np.ndarray | None = None) -> np.ndarray:

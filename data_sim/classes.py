@@ -5,10 +5,14 @@ Classes are always referred to by these names, never by position.
 from __future__ import annotations
 
 #: Canonical order (FITS plane k holds CLASS_NAMES[k-1]).
-CLASS_NAMES: tuple[str, ...] = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ")
+CLASS_NAMES: tuple[str, ...] = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ",
+                                 "SAT", "SPK", "GHO")
 
 #: The contaminants; OBJ is a class of its own but not a contaminant.
-CONTAMINANTS: tuple[str, ...] = CLASS_NAMES[:-1]
+CONTAMINANTS: tuple[str, ...] = tuple(n for n in CLASS_NAMES if n != "OBJ")
+
+#: Contaminants the simulator injects (SAT is what the read-out makes of too much charge, not injected).
+INJECTED: tuple[str, ...] = tuple(n for n in CONTAMINANTS if n != "SAT")
 
 DESCRIPTIONS: dict[str, str] = {
     "CR": "cosmic-ray hits (spots, tracks, worms)",
@@ -19,8 +23,11 @@ DESCRIPTIONS: dict[str, str] = {
     "BPX": "bad (dead / low) pixels",
     "PER": "persistence of bright sources from an earlier exposure",
     "TRL": "satellite and airplane trails",
-    "FRG": "fringe patterns",
+    "FRG": "fringe patterns (the fringed area)",
     "OBJ": "astronomical objects (stars, galaxies)",
+    "SAT": "saturated pixels and their bleed trails",
+    "SPK": "diffraction spikes of bright stars",
+    "GHO": "optical ghosts and reflections of bright sources",
 }
 
 #: Plot colours, as in the seed paper's figures; several classes at once: black.
@@ -35,6 +42,9 @@ COLOURS: dict[str, str] = {
     "TRL": "#ff8c00",  # orange
     "FRG": "#d3d3d3",  # light grey
     "OBJ": "#ff00ff",  # magenta
+    "SAT": "#ffc0cb",  # pink
+    "SPK": "#ffd700",  # gold
+    "GHO": "#8f00ff",  # violet
 }
 MULTI_CLASS_COLOUR = "#000000"
 BACKGROUND_COLOUR = "#707070"  # mid grey: distinct from white, light grey and black

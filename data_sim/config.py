@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .classes import CLASS_NAMES, CONTAMINANTS, check_class_names
+from .classes import CLASS_NAMES, INJECTED, check_class_names
 from .typed_config import ConfigError, load_dataclass, read_yaml
 
 Range = tuple[float, float]
@@ -75,6 +75,10 @@ class FamilyConfig:
     edge_softness: Range = (0.0, 12.0)             # px over which light falls from full to none
     bayer_probability: float = 0.0                 # chance of a colour camera's Bayer mosaic
     bayer_response: Range = (0.3, 0.9)             # red and blue pixels' response, relative to green
+    # Noise texture and response (data_sim/camera.py); off unless a config asks for it.
+    correlated_noise_probability: float = 0.0      # chance of correlated noise (flat-fielded, resampled, co-added)
+    noise_correlation: Range = (0.3, 1.0)          # px, sigma of the Gaussian that smooths the noise deviates
+    nonlinearity: Range = (0.0, 0.0)               # fractional loss of response at the saturation level
     probabilities: dict[str, float] = field(default_factory=dict)  # per-class overrides
 
     def validate(self, path: str):
@@ -93,16 +97,18 @@ class FamilyConfig:
             ("galaxy_snr", 1e-3, None), ("nebulosity_amplitude", 0.0, None),
             ("amplifier_gain_step", 0.0, 0.5), ("amplifier_offset", 0.0, None), ("overscan_width", 1, None),
             ("edge_width", 0, None), ("edge_softness", 0.0, None), ("bayer_response", 0.01, 1.0),
+            ("noise_correlation", 0.05, 5.0), ("nonlinearity", 0.0, 0.3),
         ]:
             _check_range(path, name, getattr(self, name), low=low, high=high)
         _check_probability(path, "cluster_probability", self.cluster_probability)
         _check_probability(path, "nebulosity_probability", self.nebulosity_probability)
-        for name in ("amplifier_probability", "overscan_probability", "edge_probability", "bayer_probability"):
+        for name in ("amplifier_probability", "overscan_probability", "edge_probability", "bayer_probability",
+                     "correlated_noise_probability"):
             _check_probability(path, name, getattr(self, name))
         for name, p in self.probabilities.items():
-            if name not in CONTAMINANTS:
+            if name not in INJECTED:
                 raise ConfigError(f"{path}.probabilities.{name}: unknown contaminant "
-                                  f"(known: {', '.join(CONTAMINANTS)})")
+                                  f"(known: {', '.join(INJECTED)})")
             _check_probability(f"{path}.probabilities", name, p)
 
 
@@ -232,6 +238,58 @@ class FringeConfig:
 
 
 @dataclass(frozen=True)
+class SpikeConfig:
+    """Diffraction spikes of bright stars: the secondary mirror's spider, drawn per tile."""
+
+    probability: float = 0.3
+    vanes: IntRange = (2, 4)            # spider vanes, evenly spaced (2: one bar, 3: 6 spikes, 4: a cross)
+    strength: Range = (3e-4, 1e-2)      # per vane: spike centreline (e-/px) = flux * strength / r**2, log
+    min_peak: float = 0.5               # stars whose PSF peak reaches this x full well get spikes
+    vane_scatter: float = 0.15          # each vane's strength varies by up to +-this fraction (unequal vanes)
+
+    def validate(self, path: str):
+        _check_probability(path, "probability", self.probability)
+        _check_range(path, "vanes", self.vanes, low=1, high=8)
+        _check_range(path, "strength", self.strength, low=0.0)
+        if self.min_peak <= 0:
+            raise ConfigError(f"{path}.min_peak: must be > 0, got {self.min_peak}")
+        if not 0.0 <= self.vane_scatter < 1.0:
+            raise ConfigError(f"{path}.vane_scatter: must lie in [0, 1), got {self.vane_scatter}")
+
+
+@dataclass(frozen=True)
+class GhostConfig:
+    """Optical ghosts: defocused pupil images (annuli, with vane shadows) and halos near bright stars."""
+
+    probability: float = 0.15
+    count: IntRange = (1, 3)            # ghosts per tile
+    radius: Range = (8.0, 80.0)         # px, outer radius of the pupil image (halo: its 1/e radius), log
+    obstruction: Range = (0.2, 0.5)     # central obstruction: inner / outer radius (per tile)
+    softness: Range = (1.0, 4.0)        # px, Gaussian blur of the edges
+    amplitude: Range = (0.5, 20.0)      # surface brightness: nsigma, log
+    offset: Range = (0.0, 3.0)          # distance from the parent star along the tile's ghost direction, in radii
+    halo_probability: float = 0.3       # a ghost is a smooth halo instead of a pupil image
+    vane_probability: float = 0.5       # the pupil images show the spider's vane shadows (per tile)
+    vanes: IntRange = (2, 4)            # vanes casting the shadows, evenly spaced
+    vane_width: Range = (0.02, 0.06)    # shadow width / outer radius (at least 1 px)
+    min_peak: float = 1.0               # parents: stars whose PSF peak reaches this x full well
+
+    def validate(self, path: str):
+        for name in ("probability", "halo_probability", "vane_probability"):
+            _check_probability(path, name, getattr(self, name))
+        _check_range(path, "count", self.count, low=0)
+        _check_range(path, "radius", self.radius, low=1.0)
+        _check_range(path, "obstruction", self.obstruction, low=0.0, high=0.95)
+        _check_range(path, "softness", self.softness, low=0.1)
+        _check_range(path, "amplitude", self.amplitude, low=0.0)
+        _check_range(path, "offset", self.offset, low=0.0)
+        _check_range(path, "vanes", self.vanes, low=1, high=8)
+        _check_range(path, "vane_width", self.vane_width, low=0.0, high=0.5)
+        if self.min_peak <= 0:
+            raise ConfigError(f"{path}.min_peak: must be > 0, got {self.min_peak}")
+
+
+@dataclass(frozen=True)
 class ContaminantsConfig:
     CR: CosmicRayConfig = field(default_factory=CosmicRayConfig)
     HCL: ColumnConfig = field(default_factory=ColumnConfig)
@@ -242,24 +300,40 @@ class ContaminantsConfig:
     PER: PersistenceConfig = field(default_factory=PersistenceConfig)
     TRL: TrailConfig = field(default_factory=TrailConfig)
     FRG: FringeConfig = field(default_factory=FringeConfig)
+    SPK: SpikeConfig = field(default_factory=SpikeConfig)
+    GHO: GhostConfig = field(default_factory=GhostConfig)
 
 
 @dataclass(frozen=True)
 class RealFramesConfig:
-    """User's own clean frames: contaminants are injected into random tiles of them."""
+    """Real frames as backgrounds: contaminants are injected into random tiles of them.
 
-    glob: str                             # e.g. "data/clean/*.fits"; relative to the working directory
+    The frames are either the user's (``glob``, camera values from the keys below or
+    the headers) or the development set's training frames (``devset``: the path of
+    ``data/real/frames.yaml``; its ``split: train`` entries with their own camera values).
+    A frame listed there as ``split: eval`` is refused in both cases.
+    """
+
+    glob: str | None = None               # e.g. "data/clean/*.fits"; relative to the working directory
+    devset: str | None = None             # e.g. "data/real/frames.yaml": its training frames
     weight: float = 1.0                   # relative frequency, on the same scale as family weights
-    hdu: int | str | None = None          # default: first HDU with 2-D image data
-    gain: float | None = None             # e-/ADU; default: header GAIN, else 1
-    read_noise: float | None = None       # e-; default: header RDNOISE, else estimated 0
-    saturation: float | None = None       # ADU; default: header SATURATE, else the frame maximum
-    detector: Literal["ccd", "nir"] = "ccd"
-    fwhm: float | None = None             # px; default: header FWHM/SEEING, else 3
+    hdu: int | str | None = None          # default: first HDU with 2-D image data (glob only)
+    gain: float | None = None             # e-/ADU; default: header GAIN, else 1 (glob only)
+    read_noise: float | None = None       # e-; default: header RDNOISE, else estimated 0 (glob only)
+    saturation: float | None = None       # ADU; default: header SATURATE, else the frame maximum (glob only)
+    detector: Literal["ccd", "nir"] = "ccd"  # (glob only)
+    fwhm: float | None = None             # px; default: header FWHM/SEEING, else measured on the frame, else 3
+    flips: bool = False                   # each tile turned by one of the 8 flips and rotations, drawn
+    flux_scale: Range = (1.0, 1.0)        # the frame's electrons (signal and noise) scaled by this, log
+    ignore_own: bool = False              # the frame's own contaminants get no truth (loss weight 0)
+    ignore_grow: int = 2                  # px their mask is grown by
     family: str = "real"
 
     def validate(self, path: str):
-        if not self.glob:
+        if (self.glob is None) == (self.devset is None):
+            raise ConfigError(f"{path}: give exactly one of glob (your frames) and devset (the development "
+                              f"set's training frames), got glob={self.glob!r}, devset={self.devset!r}")
+        if self.glob is not None and not self.glob:
             raise ConfigError(f"{path}.glob: must name files, got {self.glob!r}")
         if self.weight < 0:
             raise ConfigError(f"{path}.weight: must be >= 0, got {self.weight}")
@@ -267,6 +341,9 @@ class RealFramesConfig:
             value = getattr(self, name)
             if value is not None and value <= 0 and not (name == "read_noise" and value == 0):
                 raise ConfigError(f"{path}.{name}: must be > 0, got {value}")
+        _check_range(path, "flux_scale", self.flux_scale, low=1e-3)
+        if self.ignore_grow < 0:
+            raise ConfigError(f"{path}.ignore_grow: must be >= 0, got {self.ignore_grow}")
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,16 @@ from typing import Iterator
 
 import numpy as np
 
-from .camera import add_noise, draw_camera, saturate, to_adu
-from .classes import CONTAMINANTS
+from .camera import add_noise, draw_camera, nonlinear_response, saturate, to_adu
+from .classes import INJECTED
 from .config import DataSection, FamilyConfig, SimConfig
 from .contaminants import INJECTORS, STAGES, Frame, significant
 from .detector import apply_amplifiers, draw_structure, illumination, overscan_strip
 from .scene import render_scene
 
-STREAMS = ("family", "camera", "scene", "noise", "real") + CONTAMINANTS + ("presence", "detector")
+#: One random stream per component; new components are appended, so older streams keep their draws.
+STREAMS = ("family", "camera", "scene", "noise", "real", "CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG",
+           "presence", "detector", "SPK", "GHO")
 
 
 @dataclass
@@ -34,7 +36,8 @@ class Sample:
 
     image : (ny, nx) float32, ADU (raw frames: bias included; sky-subtracted products: around 0).
     truth : (n_class, ny, nx) bool, the configured classes in CONTRACT order.
-    saturated : (ny, nx) bool, pixels that read the saturation level (to be ignored by losses).
+    saturated : (ny, nx) bool, pixels that read the saturation level (their truth is unknown for every class
+        but SAT: losses and metrics leave them out of the other classes).
     family : name of the camera/field family (or the real-frames family).
     header : FITS-ready cards describing the tile (camera, contaminants present, seed).
     clean : only from a source made with ``clean=True``: the same tile without any contaminant
@@ -42,6 +45,8 @@ class Sample:
     clean_saturated : with ``clean``: its saturated pixels (a bad column over a saturated
         star reads below saturation in ``image``, not in ``clean``).
     stars : only with ``clean=True``, simulated tiles: every star of the scene; else None.
+    unknown : (ny, nx) bool, pixels whose truth is not known for any class (a real frame's own
+        contaminants), or None: every pixel's truth is known.
     """
 
     image: np.ndarray
@@ -53,6 +58,7 @@ class Sample:
     clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the tile without contaminants (``clean=True``)
     clean_saturated: np.ndarray | None = None  # (ny, nx) bool, saturated pixels of ``clean``
     stars: np.ndarray | None = None   # (n, 3): y, x (px), flux (ADU, before vignetting); simulated tiles only
+    unknown: np.ndarray | None = None  # (ny, nx) bool: truth unknown for every class (real frames)
 
     def truth_of(self, name: str) -> np.ndarray:
         return self.truth[self.classes.index(name)]
@@ -76,9 +82,9 @@ def contaminant_probability(config: SimConfig, family: FamilyConfig | None, name
 
 
 def draw_presence(config: SimConfig, family: FamilyConfig | None, rng: np.random.Generator) -> dict[str, bool]:
-    """Which contaminants a tile gets. One draw per class, always, so every stream is used alike."""
-    draws = rng.random(len(CONTAMINANTS))
-    return {name: bool(u < contaminant_probability(config, family, name)) for name, u in zip(CONTAMINANTS, draws)}
+    """Which contaminants a tile gets. One draw per injected class, always, so every stream is used alike."""
+    draws = rng.random(len(INJECTED))
+    return {name: bool(u < contaminant_probability(config, family, name)) for name, u in zip(INJECTED, draws)}
 
 
 def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, present: dict,
@@ -101,6 +107,7 @@ class SimulatedTile:
     clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the same tile without contaminants
     clean_saturated: np.ndarray | None = None  # (ny, nx) bool
     stars: np.ndarray | None = None   # (n, 3) float64: y, x (px), flux (ADU, before vignetting)
+    unknown: np.ndarray | None = None  # (ny, nx) bool: truth unknown (a real frame's own contaminants)
 
 
 def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True):
@@ -114,15 +121,21 @@ def simulate_tile(config: SimConfig, family_name: str, rngs: dict, *, noise: boo
 
 
 def readout(electrons, camera, rng, *, noise: bool):
-    """Saturation (with bleeding on CCDs) then Poisson and read noise.
+    """Non-linear response, saturation (with bleeding on CCDs), then Poisson and read noise.
+
+    The non-linearity (``camera.nonlinearity``, see ``camera.nonlinear_response``)
+    acts on the noise-free charge, so the clean tile of ``simulate`` gets it too;
+    the noise is correlated between pixels when ``camera.noise_correlation`` > 0.
 
     Returns (pre_noise, image, saturated) in e-: the saturated noise-free charge,
     the read-out image and the pixels that read the saturation level.
     """
+    electrons = nonlinear_response(electrons, camera.nonlinearity, camera.saturation_e)
     pre_noise, saturated = saturate(electrons, camera.saturation_e, bleed=camera.detector == "ccd")
     image = pre_noise
     if noise:
-        image = add_noise(pre_noise, camera.read_noise, rng, saturated=saturated, level=camera.saturation_e)
+        image = add_noise(pre_noise, camera.read_noise, rng, saturated=saturated, level=camera.saturation_e,
+                          correlation=camera.noise_correlation)
         # A pixel just under full well cannot read above it, whatever the noise says.
         saturated = saturated | (image >= camera.saturation_e)
         np.minimum(image, camera.saturation_e, out=image)
@@ -155,7 +168,8 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
     frame = Frame(noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise ** 2).astype(np.float32),
                   sky=background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
                   full_well=camera.saturation_e, detector=camera.detector,
-                  readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma)
+                  readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma,
+                  stars=_lit_stars(scene.stars, light))
     present = draw_presence(config, family, rngs["presence"])
     masks: dict[str, np.ndarray] = {}
     image = photons
@@ -181,6 +195,7 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
                     clean_e, clean_saturated = np.where(strip, image, clean_e), clean_saturated & ~strip
         image = inject(image, frame, config, names, rngs, present, masks)
     masks["OBJ"] = significant(objects, frame) | bled
+    masks["SAT"] = saturated.copy()  # at the saturation level, over full well or filled by bleeding
     if strip is not None:
         masks["OBJ"] &= ~strip
     to_adu_ = ((lambda e: to_adu(e, camera, background_e=background)) if noise
@@ -200,13 +215,23 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
               "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
               "UNEXPEDG": (structure.edge_side is not None, "an unexposed edge"),
               "BAYER": (structure.bayer is not None, "a colour camera's Bayer mosaic")}
-    for name in CONTAMINANTS:
+    for name in INJECTED:
         header[f"HAS_{name}"] = (present[name], f"{name} injected")
     tile = SimulatedTile(digitise(image), masks, saturated, header)
     if clean:
         tile.clean, tile.clean_saturated = digitise(clean_e), clean_saturated
         tile.stars = scene.stars * np.array([1.0, 1.0, 1.0 / camera.gain])
     return tile
+
+
+def _lit_stars(stars, light):
+    """The scene's stars with the flux that reaches the pixels where they sit (edges, colour filters)."""
+    if light is None or stars is None or not len(stars):
+        return stars
+    ny, nx = light.shape
+    iy = np.clip(np.round(stars[:, 0]).astype(int), 0, ny - 1)
+    ix = np.clip(np.round(stars[:, 1]).astype(int), 0, nx - 1)
+    return np.column_stack([stars[:, :2], stars[:, 2] * light[iy, ix]])
 
 
 def _to_adu_exact(electrons, camera, background):
@@ -279,7 +304,7 @@ class SampleSource:
                       saturated=tile.saturated, family=family, classes=self.classes, header=tile.header,
                       clean=tile.clean if self.clean else None,
                       clean_saturated=tile.clean_saturated if self.clean else None,
-                      stars=tile.stars if self.clean else None)
+                      stars=tile.stars if self.clean else None, unknown=tile.unknown)
 
 
 def _make(source: SampleSource, index: int) -> Sample:

@@ -1,7 +1,11 @@
-"""Injection into the user's own clean frames: the seed paper's procedure for real cameras.
+"""Real frames as backgrounds: the seed paper's procedure for real cameras.
 
-A random tile of a randomly chosen frame is converted to electrons (gain from
-the config, else the header's GAIN, else 1), its background and noise are
+The frames are the user's (a glob) or the development set's training frames
+(``data/real/frames.yaml``, ``split: train``); an evaluation frame of the
+development set is refused either way. A random tile of a randomly chosen frame
+is turned by one of the eight flips and rotations and its flux scaled (when
+configured), converted to electrons (gain from the config or the development
+set, else the header's GAIN, else 1), its background and noise are
 estimated robustly (``segnet.normalize``, as for the network's input), and
 the same injectors as for simulated tiles are applied.
 The frame already has noise, so the added charge gets its own Poisson noise
@@ -9,11 +13,17 @@ The frame already has noise, so the added charge gets its own Poisson noise
 Truth: contaminant masks by the same rules as in simulation; OBJ is *estimated*
 (photutils segmentation of the clean tile at ``truth_nsigma``, 5 connected
 pixels after a 2-px Gaussian smoothing), since a real frame's objects are not
-known exactly. Input files are only read, never modified.
+known exactly; SAT is every pixel at the saturation level. The frame's own
+contaminants carry no truth: with ``ignore_own`` their pixels (astroscrappy's
+flags less isolated star cores, grown) are ``unknown``, which losses and metrics
+leave out. Spikes and ghosts come from the tile's brightest point sources
+(``bright_sources``). Input files are only read, never modified.
 """
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +34,8 @@ from scipy import ndimage
 from segnet.fits_io import InputError, open_input, select_planes
 from segnet.normalize import normalize_image
 
-from .classes import CONTAMINANTS
+from .camera import log_uniform
+from .classes import INJECTED
 from .config import RealFramesConfig, SimConfig
 from .contaminants import STAGES, Frame
 from .generator import SimulatedTile, draw_presence, inject
@@ -52,13 +63,30 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
 @dataclass
 class _Loaded:
     path: str
-    image_e: np.ndarray        # e-
+    image_e: np.ndarray        # e- above the bias
     background_e: np.ndarray   # e-
     sigma_e: np.ndarray        # e-
     gain: float
+    bias: float                # ADU removed before the gain was applied
     read_noise: float
     saturation_e: float
     fwhm: float
+    detector: str
+    unknown: np.ndarray | None  # (ny, nx) bool: the frame's own contaminants (``ignore_own``), else None
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Where a frame is and what is known of its camera before it is read (None: from the header)."""
+
+    path: str
+    hdu: int | str | None
+    gain: float | None
+    read_noise: float | None
+    bias: float
+    saturation: float | None   # ADU as stored
+    detector: str
+    region: tuple | None = None
 
 
 def header_number(header, keys, default):
@@ -97,7 +125,8 @@ def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig,
     Returns
     -------
     image : (ny, nx) float32, e-, clipped at the saturation level.
-    masks : class name -> (ny, nx) bool truth, by the simulator's rule (``contaminants.base``).
+    masks : class name -> (ny, nx) bool truth, by the simulator's rule (``contaminants.base``);
+        SAT: the pixels at the saturation level.
     saturated : (ny, nx) bool, pixels at the saturation level after injection.
     """
     # The sky is what sets the noise: sigma**2 - read_noise**2 (works on sky-subtracted frames too).
@@ -106,7 +135,8 @@ def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig,
     frame = Frame(noise=np.sqrt(sigma ** 2 + signal).astype(np.float32), sky=sky,
                   sky_noise=float(np.median(sigma)), fwhm=camera.fwhm, beta=3.0,
                   full_well=camera.saturation, detector=camera.detector,
-                  readout_at_start=bool(rngs["real"].random() < 0.5), nsigma=config.truth_nsigma)
+                  readout_at_start=bool(rngs["real"].random() < 0.5), nsigma=config.truth_nsigma,
+                  stars=bright_sources(signal, sigma, camera.fwhm))
     masks: dict = {}
     image = clean
     for _, names in STAGES:  # the frame already went through its detector: all stages at once
@@ -115,74 +145,201 @@ def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig,
         added = np.clip(image - clean, 0, None)
         image = image + (np.sqrt(added) * rngs["noise"].standard_normal(added.shape)).astype(np.float32)
     saturated = image >= camera.saturation
+    masks["SAT"] = saturated
     return np.minimum(image, camera.saturation).astype(np.float32), masks, saturated
 
 
+DEFAULT_DEVSET = Path(__file__).resolve().parent.parent / "data" / "real" / "frames.yaml"
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _devset_entries(path):
+    from segnet.real.devset import DevSetError, load_entries  # the development set's reader (lazy: no cycle)
+
+    try:
+        return load_entries(Path(path))
+    except DevSetError as exc:
+        raise RealFrameError(str(exc)) from None
+
+
+def bright_sources(signal: np.ndarray, sigma: np.ndarray, fwhm: float, *, snr: float = 50.0,
+                   limit: int = 200) -> np.ndarray:
+    """The brightest point sources of a real tile, as the spikes and ghosts injectors want them.
+
+    Local maxima (within one FWHM) of ``signal`` above ``snr`` times the noise; their
+    flux is the peak times the area of a Gaussian PSF of that FWHM. Returns (n, 3)
+    float64: y, x (px), flux (e-), at most ``limit``, brightest first.
+    """
+    size = max(3, int(round(fwhm)) | 1)
+    peaks = (signal == ndimage.maximum_filter(signal, size=size)) & (signal >= snr * sigma)
+    y, x = np.nonzero(peaks)
+    flux = signal[y, x].astype(np.float64) * 2.0 * np.pi * (fwhm / 2.3548) ** 2
+    order = np.argsort(-flux)[:limit]
+    return np.column_stack([y[order], x[order], flux[order]]).astype(np.float64)
+
+
+def own_contaminants(image_e, background_e, sigma_e, read_noise: float, saturation_e: float, grow: int):
+    """Pixels a real frame's own contaminants may touch: truth there is unknown.
+
+    astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less the cores of
+    isolated stars it mistakes for hits (``segnet.real.stars``; the model must learn that
+    those are no contaminant), plus non-finite pixels; grown by ``grow`` px.
+    """
+    import astroscrappy
+
+    from segnet.real.stars import find_star_cores
+
+    finite = np.isfinite(image_e)
+    saturated = finite & (image_e >= saturation_e)
+    # L.A.Cosmic's noise model is sqrt(counts + read_noise**2): where the frame is noisier than its
+    # camera values say (plates, co-adds, assumed gains), an effective read noise makes up the measured sky noise.
+    sky, noise = float(np.median(background_e)), float(np.median(sigma_e))
+    effective = float(np.sqrt(max(noise ** 2 - max(sky, 0.0), read_noise ** 2, 1e-6)))
+    flags, _ = astroscrappy.detect_cosmics(np.where(finite, image_e, background_e).astype(np.float32),
+                                           gain=1.0, readnoise=effective,
+                                           satlevel=float(saturation_e), sigclip=4.5, sigfrac=0.3, objlim=5.0)
+    stars = find_star_cores(image_e, background_e, sigma_e, saturated | ~finite)
+    mask = (np.asarray(flags, bool) & (stars.core == 0)) | ~finite
+    return ndimage.binary_dilation(mask, iterations=grow) if (grow > 0 and mask.any()) else mask
+
+
+#: The eight flips and rotations of a square tile: (number of quarter turns, transpose first).
+DIHEDRAL = tuple((k, t) for t in (False, True) for k in range(4))
+
+
+def turn(array: np.ndarray, which: int) -> np.ndarray:
+    """One of the eight flips and rotations (``DIHEDRAL[which]``) of the last two axes."""
+    k, transpose = DIHEDRAL[which]
+    if transpose:
+        array = np.swapaxes(array, -1, -2)
+    return np.ascontiguousarray(np.rot90(array, k, axes=(-2, -1)))
+
+
 class RealFrameSet:
-    """The frames named by ``real_frames.glob``, loaded lazily and kept in memory."""
+    """The frames of ``real_frames`` (a glob, or the development set's training frames), kept in memory."""
 
     def __init__(self, cfg: RealFramesConfig):
         self.cfg = cfg
-        self.paths = sorted(globlib.glob(cfg.glob, recursive=True))
-        if not self.paths:
-            raise RealFrameError(f"data.real_frames.glob: no file matches {cfg.glob!r}")
+        devset = Path(cfg.devset) if cfg.devset else DEFAULT_DEVSET
+        entries = _devset_entries(devset) if (cfg.devset or devset.is_file()) else []
+        reserved = {e.sha256: e.name for e in entries if e.split == "eval"}
+        if cfg.devset:
+            folder = devset.parent / "frames"
+            self.specs = [_Spec(str(folder / f"{e.name}.fits"), e.hdu, e.camera.gain, e.camera.read_noise,
+                                e.camera.bias, e.camera.saturation, e.camera.detector, e.region)
+                          for e in entries if e.split == "train"]
+            missing = [s.path for s in self.specs if not Path(s.path).is_file()]
+            if missing:
+                raise RealFrameError(f"data.real_frames.devset: {missing[0]} is missing; fetch the development "
+                                     f"set with: python data/real/fetch.py")
+            if not self.specs:
+                raise RealFrameError(f"data.real_frames.devset: {devset} lists no frame with split: train")
+        else:
+            paths = sorted(globlib.glob(cfg.glob, recursive=True))
+            if not paths:
+                raise RealFrameError(f"data.real_frames.glob: no file matches {cfg.glob!r}")
+            for path in paths:
+                if reserved and _sha256(path) in reserved:
+                    raise RealFrameError(f"{path}: is the evaluation frame {reserved[_sha256(path)]!r} of "
+                                         f"{devset} (split: eval); evaluation frames never enter training")
+            self.specs = [_Spec(p, cfg.hdu, cfg.gain, cfg.read_noise, 0.0, cfg.saturation, cfg.detector)
+                          for p in paths]
+        self.paths = [s.path for s in self.specs]
         self._cache: dict[str, _Loaded] = {}
 
-    def load(self, path: str) -> _Loaded:
+    def load(self, spec: _Spec) -> _Loaded:
+        path = spec.path
         if path not in self._cache:
-            image, header = read_image(path, self.cfg.hdu)
+            image, header = read_image(path, spec.hdu)
+            if spec.region:
+                y0, y1, x0, x1 = spec.region
+                image = np.ascontiguousarray(image[y0:y1, x0:x1])
             finite = np.isfinite(image)
             if not finite.any():
                 raise RealFrameError(f"{path}: no finite pixel")
-            gain = self.cfg.gain or header_number(header, ("GAIN", "EGAIN", "CCDGAIN"), 1.0)
-            read_noise = (self.cfg.read_noise if self.cfg.read_noise is not None
+            gain = spec.gain or header_number(header, ("GAIN", "EGAIN", "CCDGAIN"), 1.0)
+            read_noise = (spec.read_noise if spec.read_noise is not None
                           else header_number(header, ("RDNOISE", "READNOIS", "RON"), 0.0))
-            saturation = self.cfg.saturation or header_number(header, ("SATURATE", "SATLEVEL"),
-                                                               float(np.nanmax(image[finite])))
-            fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 3.0)
-            image = np.where(finite, image, np.nanmedian(image[finite])) * np.float32(gain)
+            saturation = spec.saturation or header_number(header, ("SATURATE", "SATLEVEL"),
+                                                          float(np.nanmax(image[finite])))
+            image = (np.where(finite, image, np.nanmedian(image[finite])) - np.float32(spec.bias)) * np.float32(gain)
             # The same robust estimate the network's input normalisation uses.
             estimate = normalize_image(image, box=64)
             background, sigma = estimate.background, estimate.sigma
-            self._cache[path] = _Loaded(path, image, background, sigma, gain, read_noise,
-                                        saturation * gain, fwhm)
+            saturation_e = (saturation - spec.bias) * gain
+            fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 0.0) or _measured_fwhm(
+                image, background, sigma, saturation_e)
+            unknown = None
+            if self.cfg.ignore_own:
+                unknown = own_contaminants(np.where(finite, image, np.nan), background, sigma, read_noise,
+                                           saturation_e, self.cfg.ignore_grow)
+            self._cache[path] = _Loaded(path, image, background, sigma, gain, spec.bias, read_noise,
+                                        saturation_e, fwhm, spec.detector, unknown)
         return self._cache[path]
 
     def sample(self, config: SimConfig, rngs: dict, *, noise: bool = True):
         """Inject contaminants into a random tile of a random frame.
 
-        Returns a ``SimulatedTile`` like ``generator.simulate``; its ``clean`` is the
-        frame's own tile before injection (ADU), its ``stars`` None (not known).
+        The tile is turned by one of the eight flips and rotations (``flips``) and its
+        electrons scaled (``flux_scale``) before the injection. Returns a
+        ``SimulatedTile`` like ``generator.simulate``; its ``clean`` is the frame's own
+        tile before injection (ADU, turned and scaled alike), its ``stars`` None (not
+        known), its ``unknown`` the frame's own contaminants (``ignore_own``).
         """
         from photutils.segmentation import detect_sources  # heavy import, only here
+        from photutils.utils.exceptions import NoDetectionsWarning
 
         rng = rngs["real"]
-        loaded = self.load(self.paths[int(rng.integers(len(self.paths)))])
+        loaded = self.load(self.specs[int(rng.integers(len(self.specs)))])
         ny, nx = loaded.image_e.shape
         tile = config.tile
         if ny < tile or nx < tile:
             raise RealFrameError(f"{loaded.path}: image is {ny}x{nx} px, smaller than data.tile = {tile}")
         y0, x0 = int(rng.integers(0, ny - tile + 1)), int(rng.integers(0, nx - tile + 1))
         window = (slice(y0, y0 + tile), slice(x0, x0 + tile))
-        clean = loaded.image_e[window].copy()
-        background = loaded.background_e[window]
-        sigma = loaded.sigma_e[window]
+        which = int(rng.integers(len(DIHEDRAL))) if self.cfg.flips else 0
+        scale = np.float32(log_uniform(rng, self.cfg.flux_scale))
+        clean = turn(loaded.image_e[window], which) * scale
+        background = turn(loaded.background_e[window], which) * scale
+        sigma = turn(loaded.sigma_e[window], which) * scale
+        unknown = None if loaded.unknown is None else turn(loaded.unknown[window], which)
+        saturation_e = loaded.saturation_e * float(scale)
         present = draw_presence(config, None, rngs["presence"])
-        camera = RealCamera(loaded.read_noise, loaded.saturation_e, loaded.fwhm, self.cfg.detector)
+        camera = RealCamera(loaded.read_noise * float(scale), saturation_e, loaded.fwhm, loaded.detector)
         image, masks, saturated = inject_real(clean, background, sigma, camera, config, rngs, present,
                                               noise=noise)
         smoothed = ndimage.gaussian_filter(clean - background, 2.0 / 2.355)
-        segments = detect_sources(smoothed, config.truth_nsigma * sigma, n_pixels=5)
+        with warnings.catch_warnings():  # a tile of empty sky is no news
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            segments = detect_sources(smoothed, config.truth_nsigma * sigma, n_pixels=5)
         masks["OBJ"] = segments.data > 0 if segments is not None else np.zeros(clean.shape, bool)
-        header = {"FAMILY": (self.cfg.family, "user's real frames"),
+        gain = np.float32(loaded.gain)  # the scaled tile reads ``scale`` times the ADU
+        header = {"FAMILY": (self.cfg.family, "real frames"),
                   "REALFILE": (Path(loaded.path).name[:60], "source frame"),
                   "REALY0": (y0, "tile origin row (0-based)"), "REALX0": (x0, "tile origin column"),
-                  "GAIN": (loaded.gain, "e-/ADU"), "RDNOISE": (loaded.read_noise, "e-"),
-                  "SATURATE": (loaded.saturation_e / loaded.gain, "ADU"),
+                  "REALTURN": (which, "flip/rotation applied (data_sim.real_frames.DIHEDRAL)"),
+                  "REALSCAL": (float(scale), "electrons scaled by"),
+                  "GAIN": (float(gain), "e-/ADU"), "RDNOISE": (camera.read_noise, "e-"),
+                  "SATURATE": (saturation_e / float(gain), "ADU"), "BIAS": (0.0, "ADU (removed)"),
                   "FWHM": (loaded.fwhm, "px"), "NOISE": (noise, "noise added to the injected charge")}
-        for name in CONTAMINANTS:
+        for name in INJECTED:
             header[f"HAS_{name}"] = (present[name], f"{name} injected")
-        gain = np.float32(loaded.gain)
         return SimulatedTile((image / gain).astype(np.float32), masks, saturated, header,
-                             clean=(np.minimum(clean, loaded.saturation_e) / gain).astype(np.float32),
-                             clean_saturated=clean >= loaded.saturation_e)
+                             clean=(np.minimum(clean, saturation_e) / gain).astype(np.float32),
+                             clean_saturated=clean >= saturation_e, unknown=unknown)
+
+
+def _measured_fwhm(image_e, background_e, sigma_e, saturation_e) -> float:
+    """The frame's median stellar FWHM (``segnet.real.stars``), else 3 px."""
+    from segnet.real.stars import find_star_cores
+
+    finite = np.isfinite(image_e)
+    stars = find_star_cores(image_e, background_e, sigma_e, ~finite | (image_e >= saturation_e))
+    return float(stars.frame_fwhm) if np.isfinite(stars.frame_fwhm) else 3.0

@@ -52,6 +52,8 @@ class TrainConfig:
     max_weight_ratio: float = 0.0  # cap on class weight / background weight (0: no cap)
     data_workers: int = 0          # threads that build batches (0: the training thread)
     deterministic: bool = True     # TensorFlow op determinism (resume reproduces a run exactly)
+    init_from: str | None = None   # start from a trained model's weights (run folder, model folder or .keras;
+                                   # layers by name, head columns by class: segnet/warm_start.py)
 
     def validate(self, path: str):
         for name in ("batch_size", "epochs", "steps_per_epoch", "validation_samples", "fraction_samples"):

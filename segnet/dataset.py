@@ -45,17 +45,34 @@ def network_input(image: np.ndarray, *, saturated: np.ndarray | None = None):
     return to_network(image, background, sigma, invalid), invalid
 
 
+def known_truth(sample: Sample) -> np.ndarray:
+    """(n_class, ny, nx) bool: where each class's truth is known, for losses and metrics alike.
+
+    Not at non-finite pixels nor where a real frame has contaminants of its own
+    (``sample.unknown``); at saturated pixels only for SAT, since saturation hides
+    whatever else is there.
+    """
+    base = np.isfinite(sample.image)
+    if sample.unknown is not None:
+        base &= ~sample.unknown
+    known = np.repeat(base[None], len(sample.classes), axis=0)
+    for k, name in enumerate(sample.classes):
+        if name != "SAT":
+            known[k] &= ~sample.saturated
+    return known
+
+
 def make_batch(samples: list[Sample], class_w: np.ndarray, background_w: float):
-    """Samples -> (x (b, ny, nx, 1), y (b, ny, nx, n_class + 1)) float32; y packs truth and weights."""
-    xs, truths, ignores = [], [], []
+    """Samples -> (x (b, ny, nx, 1), y (b, ny, nx, 2 n_class + 1)) float32; y packs truth, known truth, weights."""
+    xs, truths, knowns = [], [], []
     for sample in samples:
         x, invalid = network_input(sample.image, saturated=sample.saturated)
         xs.append(x)
         truths.append(np.moveaxis(sample.truth, 0, -1))
-        ignores.append(invalid | sample.saturated)
-    truth = np.stack(truths)
-    weights = weight_map(truth, np.stack(ignores), class_w, background_w)
-    return np.stack(xs)[..., None], pack_targets(truth, weights)
+        knowns.append(np.moveaxis(known_truth(sample), 0, -1))
+    truth, known = np.stack(truths), np.stack(knowns)
+    weights = weight_map(truth, ~known.any(axis=-1), class_w, background_w)
+    return np.stack(xs)[..., None], pack_targets(truth, weights, known)
 
 
 class TileBatches(keras.utils.PyDataset):

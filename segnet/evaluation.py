@@ -15,7 +15,7 @@ import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.calibration import CalibrationFit, PixelCalibration
-from segnet.dataset import network_input
+from segnet.dataset import known_truth, network_input
 from segnet.metrics import FPR_POINTS, ClassMetrics, dilate3x3
 
 ALL = "all"
@@ -50,7 +50,8 @@ def predict_tiles(model, samples: list[Sample], calibration: PixelCalibration | 
 
 
 def valid_pixels(sample: Sample) -> np.ndarray:
-    return np.isfinite(sample.image) & ~sample.saturated
+    """(n_class, ny, nx) bool: the pixels each class is scored on, those whose truth is known."""
+    return known_truth(sample)
 
 
 def tile_batches(source: SampleSource, n_tiles: int, batch_size: int, progress=None):
@@ -103,7 +104,8 @@ def fit_calibration(model, source: SampleSource, n_tiles: int, *, batch_size: in
     for batch in tile_batches(source, n_tiles, batch_size, progress):
         prob, x = predict_tiles(model, batch, with_input=True)
         for sample, p, xi in zip(batch, prob, x):
-            fit.add(p, xi, sample.truth, valid_pixels(sample))
+            # The calibration sees every pixel whose truth is known for some class (saturated ones for SAT).
+            fit.add(p, xi, sample.truth, valid_pixels(sample).any(axis=0))
     return fit.fit(progress)
 
 
@@ -143,7 +145,7 @@ def evaluate_astroscrappy(source: SampleSource, n_tiles: int, sigclips=SIGCLIPS,
     fp = np.zeros(len(sigclips))
     n_pos = n_neg = 0
     for sample in iter_samples(source, 0, n_tiles):
-        valid = valid_pixels(sample)
+        valid = valid_pixels(sample)[k]
         truth = sample.truth[k]
         pos, neg = truth & valid, ~truth & valid
         n_pos += int(pos.sum())

@@ -166,7 +166,7 @@ def clean_header(plane: ImagePlane, replaced, identity: dict, inpaint_identity: 
     """Header of a CLEAN HDU: which classes were replaced, by which models, the input's WCS and BUNIT."""
     header = fits.Header()
     header["EXTNAME"] = "CLEAN"
-    header["REPLACED"] = (",".join(replaced)[:68], "classes replaced where flagged")
+    header["REPLACED"] = (",".join(replaced)[:68], "classes replaced")  # a short comment: 13 names fit
     header["NREPL"] = (0, "pixels replaced")  # counted when the plane is written
     for key, value, comment in wcs_cards(plane.header):
         header[key] = (value, comment)

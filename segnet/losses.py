@@ -138,17 +138,20 @@ def weight_map(truth, ignore, class_w, background_w):
     return w.astype(np.float32)
 
 
-def pack_targets(truth, weights):
-    """Appends the weight map to the truth cube, the ``y_true`` of the loss.
+def pack_targets(truth, weights, known=None):
+    """Appends the weight map (and, optionally, where each class's truth is known) to the truth cube.
 
     Parameters
     ----------
     truth : (b, ny, nx, n_class) array of bool or {0, 1}
     weights : (b, ny, nx) float array, from `weight_map`
+    known : (b, ny, nx, n_class) array of bool, or None (every class known wherever the weight is > 0).
+        A saturated pixel's truth is known for SAT but not for the classes it hides.
 
     Returns
     -------
-    (b, ny, nx, n_class + 1) float32 ndarray
+    (b, ny, nx, n_class + 1) float32 ndarray ``[truth, weight]``, or with ``known``
+    (b, ny, nx, 2 n_class + 1) ``[truth, known, weight]``: the ``y_true`` of the loss.
     """
     truth = np.asarray(truth, dtype=np.float32)
     weights = np.asarray(weights, dtype=np.float32)
@@ -157,7 +160,13 @@ def pack_targets(truth, weights):
             "`truth` must be (b, ny, nx, n_class) and `weights` (b, ny, nx); "
             f"got {truth.shape} and {weights.shape}"
         )
-    return np.concatenate([truth, weights[..., None]], axis=-1)
+    parts = [truth]
+    if known is not None:
+        known = np.asarray(known, dtype=np.float32)
+        if known.shape != truth.shape:
+            raise ValueError(f"`known` must have the shape of `truth` {truth.shape}, got {known.shape}")
+        parts.append(known)
+    return np.concatenate(parts + [weights[..., None]], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="segnet")
@@ -166,14 +175,16 @@ class WeightedSigmoidCrossEntropy(keras.losses.Loss):
 
     ``y_true`` packs the truth and the weights (see `pack_targets`): shape
     ``(b, ny, nx, n_class + 1)``, channels ``0..n_class-1`` the truth in
-    [0, 1], the last channel the pixel weight ``w`` from `weight_map`.
-    ``y_pred`` is ``(b, ny, nx, n_class)``, probabilities. The loss of a batch
-    is a scalar::
+    [0, 1], the last channel the pixel weight ``w`` from `weight_map`; or
+    ``(b, ny, nx, 2 n_class + 1)`` with the per-class ``known`` (0 or 1)
+    between them. ``y_pred`` is ``(b, ny, nx, n_class)``, probabilities. The
+    loss of a batch is a scalar::
 
-        sum_{pixels, classes} w * BCE(t, p) / (n_class * sum_{pixels} w + eps)
+        sum_{pixels, classes} w * known * BCE(t, p) / (sum_{pixels, classes} w * known + eps)
 
-    with probabilities clipped to ``[epsilon, 1 - epsilon]``. Pixels of
-    weight 0 do not count; a batch whose weights are all 0 gives 0.
+    (``known`` = 1 without the per-class channels), with probabilities clipped
+    to ``[epsilon, 1 - epsilon]``. Pixels of weight 0 do not count; a batch
+    whose weights are all 0 gives 0.
 
     Args:
         epsilon: clipping of the probabilities, and the ``eps`` above.
@@ -188,11 +199,15 @@ class WeightedSigmoidCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.cast(y_true, y_pred.dtype)
-        truth, w = y_true[..., :-1], y_true[..., -1:]
+        n = y_pred.shape[-1]
+        truth, w = y_true[..., :n], y_true[..., -1:]
+        if y_true.shape[-1] == 2 * n + 1:  # per-class known truth
+            w = w * y_true[..., n:2 * n]
+        else:
+            w = ops.broadcast_to(w, ops.shape(y_pred))
         p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         bce = -(truth * ops.log(p) + (1.0 - truth) * ops.log(1.0 - p))
-        n_class = ops.cast(ops.shape(y_pred)[-1], y_pred.dtype)
-        return ops.sum(w * bce) / (n_class * ops.sum(w) + self.epsilon)
+        return ops.sum(w * bce) / (ops.sum(w) + self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}

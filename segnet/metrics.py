@@ -104,7 +104,8 @@ class ClassMetrics:
         ----------
         prob : (n_class, ny, nx) or (b, n_class, ny, nx) float, probabilities in [0, 1].
         truth : same shape, bool.
-        valid : (ny, nx) or (b, ny, nx) bool, pixels to count (default all).
+        valid : pixels to count (default all): (ny, nx) or (b, ny, nx) bool, the same for every
+            class, or shaped like ``prob``, one map per class.
         """
         prob = np.asarray(prob)
         truth = np.asarray(truth, bool)
@@ -116,10 +117,13 @@ class ClassMetrics:
                              f"got {prob.shape} and {truth.shape}")
         if valid is None:
             valid = np.ones(prob.shape[:1] + prob.shape[2:], bool)
+        valid = np.asarray(valid, bool)
+        per_class = valid.shape == prob.shape
         dilated = dilate3x3(prob)
         n = self.n_bins
         for k, name in enumerate(self.class_names):
-            p, t, d = prob[:, k][valid], truth[:, k][valid], dilated[:, k][valid]
+            keep = valid[:, k] if per_class else valid
+            p, t, d = prob[:, k][keep], truth[:, k][keep], dilated[:, k][keep]
             idx = bin_index(p, self.edges)
             c = self.counts[name]
             c.pos += np.bincount(idx[t], minlength=n)

@@ -111,9 +111,13 @@ class FramePredictor:
         return thresholds, " + ".join(sources[1:]) if len(sources) > 1 else sources[0]
 
     def _replaced(self, names) -> tuple[str, ...]:
-        """Classes whose flagged pixels CLEAN replaces, in the model's order; default every contaminant."""
+        """Classes whose flagged pixels CLEAN replaces, in the model's order.
+
+        Default: every contaminant but SAT (a filled-in saturated core would pass for a fainter,
+        unsaturated star in photometry); ``--inpaint-classes`` may name SAT.
+        """
         if names is None:
-            return tuple(c for c in self.classes if c != "OBJ")
+            return tuple(c for c in self.classes if c not in ("OBJ", "SAT"))
         unknown = [n for n in names if n not in self.classes]
         if unknown:
             raise ValueError(f"--inpaint-classes: unknown class {unknown[0]!r} (the model predicts "

@@ -30,20 +30,52 @@ def tiny_source(classes=None, seed=0):
     return SampleSource(load_sim_section(mapping), seed)
 
 
-def test_make_batch_packs_truth_and_weights():
+def test_make_batch_packs_truth_known_truth_and_weights():
     source = tiny_source()
+    n = len(source.classes)
     samples = [source[i] for i in range(3)]
-    x, y = make_batch(samples, np.arange(1, 11, dtype=np.float32), 0.5)
-    assert x.shape == (3, 24, 24, 1) and y.shape == (3, 24, 24, 11)
-    np.testing.assert_array_equal(y[..., :-1], np.stack([np.moveaxis(s.truth, 0, -1) for s in samples]))
+    x, y = make_batch(samples, np.arange(1, n + 1, dtype=np.float32), 0.5)
+    assert x.shape == (3, 24, 24, 1) and y.shape == (3, 24, 24, 2 * n + 1)
+    np.testing.assert_array_equal(y[..., :n], np.stack([np.moveaxis(s.truth, 0, -1) for s in samples]))
     assert np.all(y[..., -1] >= 0)
+    sat = source.classes.index("SAT")
     for b, s in enumerate(samples):
-        assert np.all(y[b, ..., -1][s.saturated] == 0)
+        known = y[b, ..., n:2 * n]
+        # Saturated pixels: truth known for SAT only; everywhere else known for every class.
+        assert np.all(known[s.saturated][:, sat] == 1)
+        assert np.all(np.delete(known[s.saturated], sat, axis=1) == 0)
+        assert np.all(known[~s.saturated] == 1)
+
+
+def test_saturated_pixels_count_for_sat_only():
+    """A saturated star's pixels: weight > 0 (SAT is learnt there), yet no other class is known there."""
+    family = {"bright_stars_per_mpix": [3000, 3000], "bright_peak": [20, 20], "stars_per_mpix": [0, 0],
+              "galaxies_per_mpix": [0, 0]}
+    source = SampleSource(load_sim_section({"data": {"tile": 32, "families": {"f": family}}}), 0)
+    sample = source[0]
+    assert sample.saturated.any() and np.array_equal(sample.truth_of("SAT"), sample.saturated)
+    n = len(source.classes)
+    _, y = make_batch([sample], np.ones(n, np.float32), 0.5)
+    assert np.all(y[0, ..., -1][sample.saturated] > 0)
+    only_obj = SampleSource(load_sim_section({"classes": ["CR", "OBJ"], "data": {"tile": 32,
+                                                                                   "families": {"f": family}}}), 0)
+    _, y = make_batch([only_obj[0]], np.ones(2, np.float32), 0.5)
+    assert np.all(y[0, ..., -1][only_obj[0].saturated] == 0)  # no class known there: no weight
+
+
+def test_unknown_pixels_get_no_weight():
+    source = tiny_source()
+    sample = source[0]
+    sample.unknown = np.zeros(sample.image.shape, bool)
+    sample.unknown[5:9, 5:9] = True
+    n = len(source.classes)
+    _, y = make_batch([sample], np.ones(n, np.float32), 0.5)
+    assert np.all(y[0, 5:9, 5:9, -1] == 0) and np.all(y[0, 5:9, 5:9, n:2 * n] == 0)
 
 
 def test_batches_depend_only_on_their_indices():
     source = tiny_source()
-    kwargs = dict(batch_size=2, class_w=np.ones(10, np.float32), background_w=1.0)
+    kwargs = dict(batch_size=2, class_w=np.ones(len(source.classes), np.float32), background_w=1.0)
     a = TileBatches(source, first_index=0, n_batches=3, **kwargs)
     b = TileBatches(source, first_index=2, n_batches=2, **kwargs)
     np.testing.assert_array_equal(a[1][0], b[0][0])   # samples 2, 3 in both

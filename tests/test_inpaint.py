@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import train
-from data_sim.classes import CONTAMINANTS
+from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
 from data_sim.typed_config import ConfigError
@@ -32,7 +32,7 @@ TINY = dict(depth=2, base_filters=4, convs_per_level=1)
 def tiny_source(tile=48, seed=0, stars=(100, 2000), cosmics=(3000, 6000), nsigma=1.0):
     data = {"tile": tile, "truth_nsigma": nsigma, "families": {"optical_sparse": {"weight": 1.0, "fwhm": [1.5, 3.0],
                                                           "stars_per_mpix": list(stars)}},
-            "contaminants": {**{name: {"probability": 0.0} for name in CONTAMINANTS},
+            "contaminants": {**{name: {"probability": 0.0} for name in INJECTED},
                              "CR": {"probability": 1.0, "per_mpix": list(cosmics)}}}
     return SampleSource(load_sim_section({"data": data}), seed, clean=True)
 

@@ -132,6 +132,22 @@ def test_loss_ignores_zero_weights_and_clips():
     assert float(WeightedSigmoidCrossEntropy()(y_true, y_pred)) == 0.0
 
 
+def test_loss_with_per_class_known_truth_by_hand():
+    """The centre's class 1 unknown (a saturated pixel, say): its term and its weight leave the sums."""
+    truth = _one_hit((0,)).astype(np.float32)
+    weights = np.array([[[1, 1, 1], [1, 4, 1], [0, 0, 1]]], np.float32)
+    known = np.ones_like(truth)
+    known[0, 1, 1, 1] = 0.0
+    y_true = pack_targets(truth, weights, known)
+    assert y_true.shape == (1, 3, 3, 5)
+    y_pred = np.empty((1, 3, 3, 2), np.float32)
+    y_pred[..., 0], y_pred[..., 1] = 0.8, 0.5
+    want = (4 * 0.2231435513 + 6 * 1.6094379124 + 6 * 0.6931471806) / (10 + 6)
+    assert float(WeightedSigmoidCrossEntropy()(y_true, y_pred)) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="`known` must have the shape of `truth`"):
+        pack_targets(truth, weights, known[..., :1])
+
+
 def test_loss_config_round_trip():
     loss = WeightedSigmoidCrossEntropy(epsilon=1e-5)
     clone = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -140,3 +140,22 @@ def test_prior_adjustment_known_answer_and_identity():
     assert shifted.dtype == np.float32
     with pytest.raises(ValueError, match="target_fraction: fractions must lie in"):
         adjust_priors(p, 0.1, 1.0)
+
+
+def test_valid_pixels_may_differ_per_class():
+    """A saturated pixel counts for SAT but not for CR: one valid map per class."""
+    rng = np.random.default_rng(0)
+    prob = rng.random((2, 8, 8)).astype(np.float32)
+    truth = rng.random((2, 8, 8)) < 0.3
+    valid = np.ones((2, 8, 8), bool)
+    valid[0, :4] = False  # CR not known in the top half
+    per_class = ClassMetrics(["CR", "SAT"])
+    per_class.update(prob, truth, valid)
+    cr_only = ClassMetrics(["CR"])
+    cr_only.update(prob[:1], truth[:1], valid[0])
+    sat_only = ClassMetrics(["SAT"])
+    sat_only.update(prob[1:], truth[1:])
+    assert per_class.summary("CR").n_pos == cr_only.summary("CR").n_pos == int(truth[0, 4:].sum())
+    assert per_class.summary("CR").auc() == cr_only.summary("CR").auc()
+    assert per_class.summary("SAT").n_pos + per_class.summary("SAT").n_neg == 64
+    assert per_class.summary("SAT").auc() == sat_only.summary("SAT").auc()

@@ -88,7 +88,7 @@ def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibration = PixelCalibration(tuple(classes), random_layers(classes, seed=5)) if calibrated else None
     image = frame((150, 170), seed=1)
-    whole = np.zeros((10, 150, 170), np.float32)
+    whole = np.zeros((len(classes), 150, 170), np.float32)
     tiled = np.zeros_like(whole)
     predict_frame(model, image, whole, settings=TileSettings(tile=512, margin=0, blend=0), calibration=calibration)
     predict_frame(model, image, tiled, settings=TileSettings(tile=64, margin=16, blend=8), calibration=calibration)
@@ -228,7 +228,7 @@ def test_existing_output_is_kept_unless_overwrite(run_dir, tmp_path, capsys):
     assert "exists (use --overwrite" in capsys.readouterr().err
     assert (tmp_path / "f.mask.fits").read_text() == "keep me"
     assert run(run_dir, src, "-o", tmp_path, "--overwrite") == 0
-    assert prob_of(tmp_path / "f.mask.fits").shape[0] == 10
+    assert prob_of(tmp_path / "f.mask.fits").shape[0] == len(yaml.safe_load((run_dir / "classes.yaml").read_text()))
 
 
 def test_compressed_output_keeps_flags_exactly_and_probabilities_to_1e_4(run_dir, tmp_path):

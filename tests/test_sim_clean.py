@@ -1,11 +1,11 @@
 """The clean twin of a simulated tile (the inpainting truth): same scene and noise, no contaminant."""
 import numpy as np
 
-from data_sim.classes import CONTAMINANTS
+from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource, simulate, streams
 
-OFF = {name: {"probability": 0.0} for name in CONTAMINANTS}
+OFF = {name: {"probability": 0.0} for name in INJECTED}
 
 
 def section(contaminants, tile=64, families=None):

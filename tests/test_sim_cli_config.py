@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_cli_writes_fits_and_montage(tmp_path):
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("classes: [CR, HCL, BCL, BLN, HPX, BPX, PER, TRL, FRG, OBJ]\ndata: {tile: 40}\n")
+    cfg.write_text("classes: [CR, HCL, BCL, BLN, HPX, BPX, PER, TRL, FRG, OBJ, SAT, SPK, GHO]\ndata: {tile: 40}\n")
     out = tmp_path / "examples"
     result = subprocess.run([sys.executable, "-m", "data_sim", "--config", str(cfg), "--n", "3", "-o", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -25,9 +25,10 @@ def test_cli_writes_fits_and_montage(tmp_path):
     files = sorted(out.glob("sample_*.fits"))
     assert len(files) == 3
     image, truth, classes = read_sample_file(files[0])
-    assert classes == CLASS_NAMES and truth.shape == (10, 40, 40) and image.shape == (40, 40)
+    assert classes == CLASS_NAMES and truth.shape == (13, 40, 40) and image.shape == (40, 40)
     with fits.open(files[0]) as hdul:
         assert hdul["TRUTH"].header["CLASS1"] == "CR" and hdul["TRUTH"].header["CLASS10"] == "OBJ"
+        assert [hdul["TRUTH"].header[f"CLASS{k}"] for k in (11, 12, 13)] == ["SAT", "SPK", "GHO"]
         assert "GAIN" in hdul[0].header and "FAMILY" in hdul[0].header
     assert (out / "montage.png").stat().st_size > 1000
     # An existing sample is kept unless --overwrite.
@@ -68,7 +69,7 @@ def test_shipped_configs_load():
      r"data\.families\.f\.probabilities\.OBJ: unknown contaminant"),
     ({"data": {"families": {"f": {"sky_subtracted": "yes"}}}}, r"data\.families\.f\.sky_subtracted: expected true"),
     ({"classes": ["OBJ", "CR"]}, r"classes: classes must follow the contract order"),
-    ({"classes": ["CR", "SAT"]}, r"classes: unknown class 'SAT'"),
+    ({"classes": ["CR", "DUST"]}, r"classes: unknown class 'DUST'"),
 ])
 def test_config_errors_name_the_key_path(mapping, message):
     with pytest.raises(ConfigError, match=message):

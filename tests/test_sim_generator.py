@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from data_sim.camera import draw_camera
-from data_sim.classes import CLASS_NAMES, CONTAMINANTS
+from data_sim.classes import CLASS_NAMES, INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource, iter_pairs, iter_samples, simulate_tile, streams
 
-NO_CONTAMINANTS = {name: {"probability": 0.0} for name in CONTAMINANTS}
+NO_CONTAMINANTS = {name: {"probability": 0.0} for name in INJECTED}
 EMPTY_FIELD = {"stars_per_mpix": [0, 0], "bright_stars_per_mpix": [0, 0], "galaxies_per_mpix": [0, 0],
                "sky_gradient": [0, 0], "vignetting": [0, 0]}
 
@@ -111,12 +111,12 @@ def test_adc_ceiling_caps_saturation():
     np.testing.assert_array_equal(sample.image[sample.saturated], 65535.0)
 
 
-@pytest.mark.parametrize("name", CONTAMINANTS)
+@pytest.mark.parametrize("name", INJECTED)
 def test_full_pipeline_truth_matches_the_injected_signal(name):
     """Noise-free tiles with and without one class, same seed: the difference is that class alone."""
     family = {"sky_subtracted": False, "nebulosity_probability": 0.5, "cluster_probability": 0.5}
-    on = {n: {"probability": 1.0 if n == name else 0.0} for n in CONTAMINANTS}
-    off = {n: {"probability": 0.0} for n in CONTAMINANTS}
+    on = {n: {"probability": 1.0 if n == name else 0.0} for n in INJECTED}
+    off = {n: {"probability": 0.0} for n in INJECTED}
     sec_on, sec_off = section({"f": family}, on, tile=96), section({"f": family}, off, tile=96)
     for index in range(3):
         img_on, masks, sat_on, _ = simulate_tile(sec_on.data, "f", streams(4, index), noise=False)
@@ -128,7 +128,11 @@ def test_full_pipeline_truth_matches_the_injected_signal(name):
         mask = masks[name]
         ok = ~(sat_on | sat_off)  # clipping at full well hides part of any signal
         tol = 1e-3 * threshold + 1e-2
-        if name in ("HCL", "BCL", "BLN", "HPX", "BPX"):
+        if name == "FRG":  # the fringed area: crests, troughs and the zero crossings between them
+            crests = (np.abs(added) >= threshold + tol) & ok
+            assert np.all(mask[crests]) and np.all(np.abs(added[~mask & ok]) < threshold[~mask & ok] + tol[~mask & ok])
+            assert not mask.any() or (mask & ok & (np.abs(added) < 0.5 * threshold)).any()
+        elif name in ("HCL", "BCL", "BLN", "HPX", "BPX"):
             assert np.all(np.abs(added[~mask & ok]) < tol[~mask & ok])
             assert np.all(np.abs(added[mask & ok]) > tol[mask & ok])
         else:
@@ -138,7 +142,7 @@ def test_full_pipeline_truth_matches_the_injected_signal(name):
 
 def test_family_probability_overrides_the_class_default():
     fam = {"probabilities": {"TRL": 1.0}}
-    contaminants = {n: {"probability": 0.0} for n in CONTAMINANTS}
+    contaminants = {n: {"probability": 0.0} for n in INJECTED}
     src = SampleSource(section({"f": fam}, contaminants, tile=64), 0)
     for i in range(3):
         s = src[i]

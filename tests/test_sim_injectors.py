@@ -30,7 +30,6 @@ ADDITIVE = {
     "CR": CosmicRayConfig(per_mpix=(3000.0, 3000.0)),
     "PER": PersistenceConfig(sources=(3, 3)),
     "TRL": TrailConfig(count=(2, 2), modulated_probability=0.5, dashed_probability=0.5, partial_probability=0.5),
-    "FRG": FringeConfig(amplitude=(0.2, 0.2)),  # 4 sigma on this 400 e- sky
 }
 
 
@@ -46,6 +45,26 @@ def test_additive_signal_is_flagged_exactly_where_it_exceeds_the_noise(name, see
     assert np.all(np.abs(added[mask]) >= threshold[mask])
     assert np.all(np.abs(added[~mask]) < threshold[~mask])
     assert not np.shares_memory(out, clean)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fringe_mask_is_the_fringed_area(seed):
+    """FRG marks where the pattern's envelope reaches the threshold: crests, troughs and zero crossings alike."""
+    from data_sim.contaminants.fringes import fringe_signal
+
+    clean, frame = make_frame()
+    cfg = FringeConfig(amplitude=(0.2, 0.2))  # 4 sigma on this 400 e- sky, where no star raises the noise
+    out, mask = INJECTORS["FRG"](clean, frame, cfg, np.random.default_rng(seed))
+    added = out - clean
+    signal, local = fringe_signal(frame, cfg, np.random.default_rng(seed))
+    np.testing.assert_allclose(added, signal, atol=1e-3)
+    threshold = frame.nsigma * frame.noise
+    np.testing.assert_array_equal(mask, local >= threshold)
+    assert np.all(np.abs(signal) <= local + 1e-3)        # the envelope bounds the pattern
+    crests = np.abs(added) >= threshold
+    assert np.all(mask[crests])                          # every crest and trough is in the area ...
+    assert (mask & (np.abs(added) < 0.25 * threshold)).sum() > 0.05 * mask.sum()  # ... and the crossings too
+    assert not mask[clean > 2000].all()                  # stars' noise keeps a weak pattern out there
 
 
 def test_additive_mask_follows_the_threshold():

@@ -167,3 +167,43 @@ def test_strategies_check_the_backend(tmp_path):
     from segnet.distribute import distribution_scope
     with pytest.raises(ConfigError, match="'data_parallel' needs the JAX backend, this process runs 'tensorflow'"):
         distribution_scope(DistributeConfig(strategy="data_parallel"))
+
+
+def test_warm_start_copies_layers_and_the_head_columns_of_shared_classes():
+    from segnet.model import build_segnet
+    from segnet.warm_start import transfer_weights
+
+    sizes = dict(depth=2, base_filters=4, convs_per_level=1)
+    import keras
+    keras.utils.set_random_seed(1)
+    old = build_segnet(class_names=["CR", "OBJ"], **sizes)
+    keras.utils.set_random_seed(2)
+    new = build_segnet(class_names=["CR", "OBJ", "SAT", "GHO"], **sizes)
+    fresh_head = [np.array(w) for w in new.get_layer("head").get_weights()]
+    report = transfer_weights(old, new)
+    assert report.head_classes == ["CR", "OBJ"] and report.new_classes == ["SAT", "GHO"] and not report.skipped
+    for layer in new.layers:
+        if layer.get_weights() and layer.name != "head":
+            for a, b in zip(layer.get_weights(), old.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+    kernel, bias = new.get_layer("head").get_weights()
+    old_kernel, old_bias = old.get_layer("head").get_weights()
+    np.testing.assert_array_equal(kernel[..., :2], old_kernel)
+    np.testing.assert_array_equal(bias[:2], old_bias)
+    np.testing.assert_array_equal(kernel[..., 2:], fresh_head[0][..., 2:])  # new classes keep their initialisation
+    # A model of other sizes: nothing fits, everything is reported.
+    other = build_segnet(class_names=["CR"], depth=2, base_filters=8, convs_per_level=1)
+    assert transfer_weights(old, other).skipped
+
+
+def test_a_run_starts_from_a_trained_model_and_says_so(tmp_path, capsys):
+    first = tmp_path / "first"
+    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 2})
+    assert train.main(["--config", str(cfg), "--run-dir", str(first), "--quiet"]) == 0
+    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 1, "init_from": str(first)})
+    assert train.main(["--config", str(cfg), "--run-dir", str(tmp_path / "second"), "--quiet"]) == 0
+    assert "initial weights from" in capsys.readouterr().out
+    missing = write_config(tmp_path, train={"init_from": str(tmp_path / "nowhere")})
+    assert train.main(["--config", str(missing), "--run-dir", str(tmp_path / "third"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "train.init_from:" in err and "nowhere" in err

@@ -15,7 +15,9 @@ from .cosmic_rays import inject_cosmic_rays
 from .defects import (inject_bad_columns, inject_bad_lines, inject_bad_pixels,
                       inject_hot_columns, inject_hot_pixels)
 from .fringes import inject_fringes
+from .ghosts import inject_ghosts
 from .persistence import inject_persistence
+from .spikes import inject_spikes
 from .trails import inject_trails
 
 INJECTORS = {
@@ -28,11 +30,13 @@ INJECTORS = {
     "PER": inject_persistence,
     "TRL": inject_trails,
     "FRG": inject_fringes,
+    "SPK": inject_spikes,
+    "GHO": inject_ghosts,
 }
 
 #: (stage, classes): photons through the optics; pixel response; charge in the pixels; readout.
 STAGES = (
-    ("optics", ("TRL", "FRG")),
+    ("optics", ("SPK", "GHO", "TRL", "FRG")),
     ("response", ("BCL", "BPX")),
     ("charge", ("HCL", "HPX", "PER", "CR")),
     ("readout", ("BLN",)),

@@ -27,6 +27,8 @@ class Frame:
     detector: str           # "ccd" or "nir"
     readout_at_start: bool  # columns read out towards row 0
     nsigma: float           # truth threshold of the rule above
+    stars: np.ndarray | None = None  # (n, 3) float64: y, x (px, tile frame, may lie off the tile), flux (e-,
+                                     # total); the sources spikes and ghosts come from. None: not known
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -16,7 +16,8 @@ from ..scene import gaussian_random_field
 from .base import Frame, significant
 
 
-def fringe_signal(frame: Frame, cfg: FringeConfig, rng) -> np.ndarray:
+def fringe_signal(frame: Frame, cfg: FringeConfig, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The fringe pattern and its local amplitude (its envelope), both (ny, nx) float32 e-."""
     ny, nx = frame.shape
     y = np.arange(ny, dtype=np.float32)[:, None]
     x = np.arange(nx, dtype=np.float32)[None, :]
@@ -27,11 +28,11 @@ def fringe_signal(frame: Frame, cfg: FringeConfig, rng) -> np.ndarray:
     path = x * np.cos(phi) + y * np.sin(phi) + warp + curvature * ((x - nx / 2) ** 2 + (y - ny / 2) ** 2)
     envelope = np.clip(0.7 + 0.3 * gaussian_random_field(frame.shape, slope=4.0, rng=rng), 0.2, 1.0)
     amplitude = log_uniform(rng, cfg.amplitude)
-    return (amplitude * frame.sky * envelope * np.sin(2 * np.pi * path / period
-                                                      + rng.uniform(0, 2 * np.pi))).astype(np.float32)
+    local = (amplitude * frame.sky * envelope).astype(np.float32)
+    return (local * np.sin(2 * np.pi * path / period + rng.uniform(0, 2 * np.pi))).astype(np.float32), local
 
 
 def inject_fringes(image, frame: Frame, cfg: FringeConfig, rng):
-    """Add a fringe pattern scaled to the sky. Returns (image, FRG mask)."""
-    signal = fringe_signal(frame, cfg, rng)
-    return image + signal, significant(signal, frame)
+    """Add a fringe pattern scaled to the sky. Returns (image, FRG mask: the fringed area)."""
+    signal, local = fringe_signal(frame, cfg, rng)
+    return image + signal, significant(local, frame)

@@ -16,7 +16,9 @@ from data_sim.typed_config import ConfigError
 
 @dataclass(frozen=True)
 class InpaintConfig:
-    replace: tuple[str, ...] = CONTAMINANTS  # classes whose true masks are replaced (OBJ never is)
+    # Classes whose true masks are replaced. OBJ never is; SAT not by default: a saturated core filled in
+    # would pass for a fainter, unsaturated star in photometry, where masking it is what is wanted.
+    replace: tuple[str, ...] = tuple(c for c in CONTAMINANTS if c != "SAT")
     borrow_probability: float = 1.0          # chance a tile also gets another tile's mask laid over it
     borrow_max_fraction: float = 0.25        # a borrowed mask covering more of the tile is not used
     huber_delta: float | None = None         # None: squared error; else Huber beyond this error (the correction's units)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from data_sim.classes import CONTAMINANTS
+from data_sim.classes import CONTAMINANTS, INJECTED
 from data_sim.generator import STREAMS
 from data_sim.real_frames import RealCamera, inject_real
 from segnet.metrics import ClassMetrics, spread
@@ -81,7 +81,7 @@ def versions(frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int
     estimate = normalize_image(clean_e, box=64)
     camera = RealCamera(frame.camera.read_noise, (frame.camera.saturation - float(bias)) * float(gain), fwhm,
                         frame.camera.detector)
-    wanted = [c for c in classes if c in CONTAMINANTS]
+    wanted = [c for c in classes if c in INJECTED]  # SAT is not injected
     out = [Version("frame", frame.image, frame.saturated)]
     plans = [("injected", [c for c in wanted if c != "FRG"])] * draws
     if "FRG" in wanted:
