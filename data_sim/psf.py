@@ -94,3 +94,22 @@ def sampled_psf(fwhm: float, beta: float, *, ellipticity: float = 0.0, angle: fl
     side = 2 * radius + 1
     kernel = fine.astype(np.float64).reshape(side, s, side, s).sum(axis=(1, 3))
     return SampledPSF((kernel / kernel.sum()).astype(np.float32), fine, s)
+
+
+def moffat_wing_kernel(fwhm: float, beta: float, *, core_radius: int, radius: int, ellipticity: float = 0.0,
+                       angle: float = 0.0) -> np.ndarray:
+    """The Moffat beyond the core kernel's square: what ``moffat_kernel(radius=core_radius)`` drops.
+
+    (2 radius + 1, 2 radius + 1) float32, zero within ``core_radius`` px of the centre along
+    both axes, and outside it the Moffat sampled at pixel centres with the core kernel's
+    normalisation, so that core + wing is one continuous profile (no square edge) however
+    bright the star.
+    """
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    c, s = np.cos(angle), np.sin(angle)
+    u = c * x + s * y
+    v = (-s * x + c * y) / max(1.0 - ellipticity, 1e-3)
+    profile = (1.0 + (u * u + v * v) / moffat_alpha(fwhm, beta) ** 2) ** (-beta)
+    core = (np.abs(y) <= core_radius) & (np.abs(x) <= core_radius)
+    wing = np.where(core, 0.0, profile) / profile[core].sum()
+    return wing.astype(np.float32)

@@ -17,7 +17,7 @@ from scipy import fft as sp_fft
 
 from .camera import Camera, log_uniform, uniform
 from .config import FamilyConfig
-from .psf import SampledPSF, sampled_psf
+from .psf import moffat_wing_kernel, SampledPSF, sampled_psf
 from .raster import add_stamp, bilinear_deposit
 
 SERSIC_INDICES = (0.5, 1.0, 1.0, 2.0, 4.0)  # Gaussian-like, exponential discs (twice), bulges, ellipticals
@@ -150,6 +150,38 @@ def render_points(shape, y: np.ndarray, x: np.ndarray, flux: np.ndarray, psf: Sa
     return fine.reshape(ny, s, nx * s).sum(axis=1).reshape(ny, nx, s).sum(axis=2)
 
 
+WING_FLOOR = 0.1   # sky sigmas: a star's wing fainter than this is not rendered
+WING_RADIUS = 96   # px: the farthest a wing is rendered from its star
+
+
+def bright_wings(shape, y, x, flux, camera: Camera, core_radius: int, sky_sigma: float) -> np.ndarray:
+    """The PSF wings of the bright stars beyond the core kernel's square, (ny, nx) float32 e-.
+
+    The scene's kernel stops ``core_radius`` = 4 FWHM from a star; a star near or above
+    full well is still tens of sigma bright there, and would end in a square plateau with
+    no halo. Every star whose wing there exceeds ``WING_FLOOR`` sky sigmas gets the rest
+    of its Moffat profile (``psf.moffat_wing_kernel``, continuous with the core) out to
+    where its brightest member falls below the floor, at most ``WING_RADIUS`` px. Tiles
+    without such a star are unchanged.
+    """
+    ny, nx = shape
+    outer = core_radius + 1
+    unit = moffat_wing_kernel(camera.fwhm, camera.beta, core_radius=core_radius, radius=outer,
+                              ellipticity=camera.ellipticity, angle=camera.psf_angle)
+    edge = float(unit.max())  # the brightest wing pixel of a unit-flux star, just outside the square
+    bright = flux * edge > WING_FLOOR * sky_sigma
+    if not bright.any():
+        return np.zeros(shape, np.float32)
+    # Where the brightest star's wing falls to the floor: edge * (r / outer) ** (-2 beta) beyond the core.
+    reach = outer * (float(flux[bright].max()) * edge / (WING_FLOOR * sky_sigma)) ** (1.0 / (2.0 * camera.beta))
+    radius = int(min(max(np.ceil(reach), outer + 1), WING_RADIUS))
+    wing = moffat_wing_kernel(camera.fwhm, camera.beta, core_radius=core_radius, radius=radius,
+                              ellipticity=camera.ellipticity, angle=camera.psf_angle)
+    canvas = bilinear_deposit((ny + 2 * radius, nx + 2 * radius), y[bright] + radius, x[bright] + radius,
+                              flux[bright])
+    return convolve_same(canvas, wing)[radius:radius + ny, radius:radius + nx].astype(np.float32)
+
+
 def render_scene(camera: Camera, family: FamilyConfig, shape, rng: np.random.Generator) -> Scene:
     """Draw and render one tile's clean sky (noise-free, e-)."""
     ny, nx = shape
@@ -219,6 +251,7 @@ def render_scene(camera: Camera, family: FamilyConfig, shape, rng: np.random.Gen
     else:
         convolved = star_light + convolve_same(canvas, psf) if n_gal else star_light
     convolved = convolved[margin:margin + ny, margin:margin + nx]
+    convolved += bright_wings(shape, y_all - margin, x_all - margin, f_all, camera, margin, float(sigma))
     objects = np.clip(convolved, 0, None) * vignette
     stars = np.column_stack([y_all - margin, x_all - margin, f_all])
     return Scene(background=background, nebula=nebula, objects=objects, psf=psf,

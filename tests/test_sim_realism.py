@@ -244,3 +244,32 @@ def test_multiclass_config_spans_undersampled_to_oversampled_psfs():
         assert family.fwhm[0] == 1.2 and family.fwhm[1] == (9.0 if family.detector == "nir" else 6.0), name
         assert family.nonlinearity[1] == (0.08 if family.detector == "nir" else 0.02), name
     assert families["sky_subtracted"].correlated_noise_probability == 0.6
+
+
+@pytest.mark.parametrize("fwhm", [1.5, 4.0])
+def test_a_bright_star_has_wings_beyond_the_kernel_and_no_square_edge(fwhm):
+    """A star at 50x full well is tens of sigma bright at 4 FWHM: its profile goes on, smoothly."""
+    from data_sim.scene import bright_wings
+    field = {**{k: tuple(v) for k, v in EMPTY_FIELD.items()}}
+    family = FamilyConfig(**field, fwhm=(fwhm, fwhm), moffat_beta=(2.5, 2.5), ellipticity=(0.0, 0.0),
+                          sky=(100.0, 100.0), read_noise=(5.0, 5.0))
+    camera = draw_camera(family, np.random.default_rng(0))
+    psf = sampled_psf(fwhm, 2.5)
+    r0, shape, c = psf.radius, (161, 161), 80
+    flux = 50 * camera.full_well / float(psf.kernel.max())
+    core = render_points(shape, [c], [c], [flux], psf)
+    wings = bright_wings(shape, np.array([c]), np.array([c]), np.array([flux]), camera, r0, camera.sky_noise)
+    star = core + wings
+    assert np.abs(wings[c - r0:c + r0 + 1, c - r0:c + r0 + 1]).max() < 1e-2  # the core square: the kernel alone (FFT round-off)
+    for cut in (star[c, c:], np.diagonal(star)[c:]):             # along a row and along the diagonal
+        lit = cut[:np.argmax(cut < 1.0)]                          # out to where it falls below 1 e-
+        assert len(lit) > r0 + 5 and np.all(np.diff(lit) < 0)     # falls monotonically, no step at the square
+    alpha = moffat_alpha(fwhm, 2.5)
+    moffat = lambda r: (1 + (r / alpha) ** 2) ** -2.5             # noqa: E731
+    # Across the square's edge the profile follows the Moffat (within 5 %), as it does inside.
+    ratio = star[c, c + r0 + 1] / star[c, c + r0]
+    assert ratio == pytest.approx(moffat(r0 + 1) / moffat(r0), rel=0.05)
+    assert star[c, c + r0 + 2] > 3 * camera.sky_noise               # without its wing this pixel would be dark
+    # A faint star gets no wing: tiles without bright stars are unchanged.
+    faint = bright_wings(shape, np.array([c]), np.array([c]), np.array([100.0]), camera, r0, camera.sky_noise)
+    assert not faint.any()
