@@ -11,7 +11,11 @@ that fit in ``tile`` pixels, with cores of equal length, so that little of the
 network's work goes into padding or repeated context. Tile origins are
 multiples of ``2**depth`` so the pooling windows fall where they fall on the
 whole frame; with a margin wider than the network's reach, a tiled prediction
-equals the whole-frame one away from the frame's border.
+equals the whole-frame one away from the frame's border. Every window the
+network gets is the full tile size: an edge tile's window reaches further into
+the frame, and the few pixels beyond the frame's edge that rounding to
+``2**depth`` leaves are the frame mirrored, never zeros (which the network would
+take for noise-free sky and flag as trails along the edge).
 """
 from __future__ import annotations
 
@@ -172,16 +176,22 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
     jobs = [(r, c) for r in rows for c in cols]
     for first in range(0, len(jobs), settings.batch_size):
         batch = jobs[first:first + settings.batch_size]
-        x, states = None, []
+        x, states, origins = None, [], []
         for b, (r, c) in enumerate(batch):
-            window, state = encode(slice(r.in0, r.in1), slice(c.in0, c.in1))
+            ys, xs = full_window(r, shape[0], tile_y, multiple), full_window(c, shape[1], tile_x, multiple)
+            window, state = encode(ys, xs)
             if x is None:
                 x = np.zeros((len(batch), tile_y, tile_x, window.shape[-1]), np.float32)
-            x[b, :window.shape[0], :window.shape[1]] = window
+            short = ((0, tile_y - window.shape[0]), (0, tile_x - window.shape[1]), (0, 0))
+            # Beyond the frame's bottom or right edge (less than 2**depth px): the frame mirrored, never
+            # flat zeros, which the network would read as noise-free sky next to real pixels.
+            x[b] = np.pad(window, short, mode="symmetric") if any(after for _, after in short) else window
             states.append(state)
+            origins.append((ys.start, xs.start))
         result = np.asarray(model.predict_on_batch(x))
         for b, (r, c) in enumerate(batch):
-            cy, cx = slice(r.core0 - r.in0, r.core1 - r.in0), slice(c.core0 - c.in0, c.core1 - c.in0)
+            y0, x0 = origins[b]
+            cy, cx = slice(r.core0 - y0, r.core1 - y0), slice(c.core0 - x0, c.core1 - x0)
             p = np.asarray(decode(np.moveaxis(result[b, cy, cx, :], -1, 0), states[b], cy, cx), np.float32)
             # Weights differ from 1 only on the ramps: scale those rows and columns in place.
             wy, wx = axis_weights(r, settings.blend), axis_weights(c, settings.blend)
@@ -191,6 +201,18 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
             out[:, r.core0:r.core1, c.core0:c.core1] += p
         if progress:
             progress(len(batch))
+
+
+def full_window(span: Span, n: int, size: int, multiple: int) -> slice:
+    """The input window the network gets for ``span``: ``size`` px of real pixels where the frame has them.
+
+    A window shorter than ``size`` (one at the frame's edge: context on one side only) is
+    extended into the frame, by a multiple of ``multiple`` so that pooling windows stay where
+    they are on the whole frame; only the rounding of the frame's own length to ``multiple``
+    (fewer than ``multiple`` px) is left beyond its edge, for the caller to mirror.
+    """
+    start = min(span.in0, max(0, _round_up(n, multiple) - size))
+    return slice(start, min(start + size, n))
 
 
 def plan_axes(shape, settings: TileSettings = TileSettings(), multiple: int = 1):

@@ -332,3 +332,28 @@ def test_a_constant_image_gives_finite_masks(run_dir, tmp_path):
         p = hdul["PROB"].data
         assert np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1
         assert hdul["PROB"].header["NNONFIN"] == 0
+
+
+@pytest.mark.parametrize("tile", ["2560", "256", "192"])
+def test_no_false_flags_along_the_frame_edge_whatever_the_tile(tmp_path, tile):
+    """The shipped model on pure noise: its border band is flagged no more than its interior.
+
+    A window at the frame's bottom or right edge used to be zero-padded to the tile size, which
+    the network reads as noise-free sky next to real pixels: trails and fringes along the edge.
+    """
+    rng = np.random.default_rng(1)
+    image = (1000 + 20 * rng.standard_normal((300, 300))).astype(np.float32)
+    src = write(tmp_path / "noise.fits", image, {"GAIN": 2.5, "RDNOISE": 5.0})
+    assert predict.main([str(src), "-o", str(tmp_path), "--tile", tile, "--margin", "32", "--blend", "16",
+                         "--quiet"]) == 0
+    with fits.open(tmp_path / "noise.mask.fits") as hdul:
+        flags, header = hdul["FLAGS"].data, hdul["FLAGS"].header
+        names = [header[f"BIT{k}"] for k in range(hdul["PROB"].data.shape[0])]
+    contaminant = (flags & ~(1 << names.index("OBJ"))) != 0
+    band = np.zeros(contaminant.shape, bool)
+    band[:8] = band[-8:] = True
+    band[:, :8] = band[:, -8:] = True
+    n_band = band.sum()
+    expected = contaminant[~band].mean() * n_band
+    # Within 4 binomial sigmas (plus one pixel) of the interior's rate.
+    assert contaminant[band].sum() <= expected + 4 * np.sqrt(expected) + 1, (contaminant[band].sum(), expected)
