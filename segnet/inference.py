@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segnet.dataset import to_network
 from segnet.normalize import BackgroundGrid
 
 
@@ -120,6 +119,8 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
     """
+    from segnet.dataset import to_network  # here, not at the top: TileSettings alone must import fast (--help)
+
     settings.check(model_multiple(model))  # before the (slow) grid
     if calibration is not None:
         model = calibration.attach(model)    # in the graph: the backend's threads, not numpy's
