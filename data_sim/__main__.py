@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import load_sim_section
 from .export import write_montage, write_sample
 from .generator import SampleSource, iter_samples
+from .real_frames import RealFrameError
 from .typed_config import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -39,15 +40,18 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     source = SampleSource(section, args.seed, split="examples")
     samples = []
-    for i, sample in enumerate(iter_samples(source, args.start, args.n, workers=args.workers)):
-        name = out / f"sample_{args.start + i:04d}.fits"
-        try:
+    try:
+        for i, sample in enumerate(iter_samples(source, args.start, args.n, workers=args.workers)):
+            name = out / f"sample_{args.start + i:04d}.fits"
             write_sample(sample, name, overwrite=args.overwrite)
-        except FileExistsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        samples.append(sample)
-        print(f"[{i + 1}/{args.n}] {name} ({sample.family})", flush=True)
+            samples.append(sample)
+            print(f"[{i + 1}/{args.n}] {name} ({sample.family})", flush=True)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except RealFrameError as exc:  # the real frames configured cannot be used (missing, an evaluation frame)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     montage = write_montage(samples[:8], out / "montage.png")
     print(f"montage: {montage}")
     return 0

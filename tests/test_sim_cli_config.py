@@ -38,7 +38,7 @@ def test_cli_writes_fits_and_montage(tmp_path):
 
 
 def test_cli_finds_a_bare_config_name_in_configs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "data_sim", "--config", "multiclass.yaml", "--n", "1",
+    result = subprocess.run([sys.executable, "-m", "data_sim", "--config", "smoke.yaml", "--n", "1",
                              "-o", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr

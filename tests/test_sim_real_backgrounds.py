@@ -116,3 +116,19 @@ def test_injection_into_real_backgrounds_has_truth(tmp_path):
     sample = source[0]
     assert sample.truth_of("CR").any() and sample.truth_of("HCL").any()
     assert sample.header["HAS_CR"][0]
+
+
+def test_the_cli_says_in_one_line_that_the_frames_must_be_fetched(tmp_path):
+    import subprocess
+    import sys
+    path, folder = devset(tmp_path)
+    (folder / "cut_train.fits").unlink()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"tile": 64, "families": {},
+                                            "real_frames": {"devset": str(path)}}}))
+    result = subprocess.run([sys.executable, "-m", "data_sim", "--config", str(cfg), "--n", "1", "-o",
+                             str(tmp_path / "out")], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: data.real_frames.devset:")
+    assert "Traceback" not in result.stderr and "python data/real/fetch.py" in result.stderr
