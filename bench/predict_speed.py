@@ -1,133 +1,176 @@
-"""Prediction speed and peak memory on one large frame, beside astroscrappy on the same frame.
+"""Prediction as a user meets it: whole processes, ours beside an astroscrappy script, on the same files.
 
-    python bench/predict_speed.py --model runs/<run> [--size 4096] [--rounds 2] [--frame FITS]
+    python bench/predict_speed.py [--model models/default] [--rounds 3] [--sizes 4096 10000] [--cutouts 100]
+                                  [--tile N] [--keep DIR]
 
-Simulates one SIZE x SIZE frame (the model's own data config), writes it as FITS
-(or takes --frame, a frame an earlier run simulated: its path is printed), then alternates,
-each in a fresh child process so that peak memory is its own:
-- ours: predict.py's per-file job (read, normalise, tiled SegNet, write PROB and FLAGS);
-- astroscrappy (LACosmic, OpenMP) on the same pixels with the frame's gain, read noise
-  and saturation.
-Each child reports the seconds of the work itself (start-up and model loading
-excluded) and its peak resident memory; the ratio of the two speeds is printed per
-round, since this machine's speed drifts.
+Makes the inputs once (frames of SIZE x SIZE stitched from simulated 256 x 256 tiles of the
+model's own data config, so they take seconds, not minutes; and CUTOUTS simulated 256 x 256
+files), then, for every input, alternates ROUNDS times:
+
+- ours: ``python predict.py INPUT -o OUT`` (a folder of cut-outs is one process);
+- astroscrappy: ``python -c`` a script that reads the same FITS files, runs ``detect_cosmics``
+  with each file's GAIN, RDNOISE and SATURATE, and writes the mask as FITS.
+
+Each is a fresh process; its wall time and peak resident memory (GNU ``time``'s
+``%e`` and ``%M``) are what a user sees: start-up, imports and model loading included. The
+speed ratio (astroscrappy's seconds over ours: > 1 means ours is faster) is printed per
+round, since this machine's speed drifts, with the median, and the fraction of the CPU's
+fp32 peak that the network's FLOPs reach (``--peak-gflops``, by default cores x clock x
+64: two AVX-512 FMA units).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-OURS = r"""
-import json, os, sys, time
-def peak_mb():  # own peak RSS: VmHWM (ru_maxrss would count the parent's, inherited at exec)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-sys.path.insert(0, {root!r})
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ASTROSCRAPPY = r"""
+import sys
 from pathlib import Path
-from segnet.inference import TileSettings
-from segnet.prediction import FramePredictor, PredictOptions
-predictor = FramePredictor(Path({model!r}), Path({folder!r}))
-before = peak_mb()
-start = time.perf_counter()
-predictor.process(Path({frame!r}), PredictOptions(outdir=Path({out!r}), overwrite=True,
-                                                  settings=TileSettings(tile={tile})))
-seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": peak_mb(),
-                  "before_mb": before}}))
-"""
-
-THEIRS = r"""
-import json, sys, time
-def peak_mb():  # own peak RSS: VmHWM (ru_maxrss would count the parent's, inherited at exec)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 import numpy as np
 from astropy.io import fits
 import astroscrappy
-with fits.open({frame!r}) as hdul:
-    data = hdul[0].data.astype(np.float32)
-    h = hdul[0].header
-before = peak_mb()
-start = time.perf_counter()
-astroscrappy.detect_cosmics(data - np.float32(h["BIAS"]), gain=h["GAIN"], readnoise=h["RDNOISE"],
-                            satlevel=h["SATURATE"] - h["BIAS"])
-seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": peak_mb(),
-                  "before_mb": before}}))
+inputs, out = [Path(p) for p in sys.argv[1:-1]], Path(sys.argv[-1])
+files = [f for p in inputs for f in (sorted(p.glob("*.fits")) if p.is_dir() else [p])]
+for f in files:
+    with fits.open(f) as hdul:
+        data, h = hdul[0].data.astype(np.float32), hdul[0].header
+    mask, _ = astroscrappy.detect_cosmics(data - np.float32(h.get("BIAS", 0.0)), gain=h["GAIN"],
+                                          readnoise=h["RDNOISE"], satlevel=h["SATURATE"] - h.get("BIAS", 0.0))
+    fits.PrimaryHDU(mask.astype(np.uint8)).writeto(out / (f.stem + ".crmask.fits"), overwrite=True)
 """
 
 
-def child(code: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+TIME = "/usr/bin/time"  # GNU time: its child's own peak RSS (ru_maxrss seen from this process would
+                       # include what this process held when it forked, TensorFlow among it)
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of one child process, by GNU time (fails loudly if it fails)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        result = subprocess.run([TIME, "-f", "%e %M", "-o", report.name, *cmd], cwd=ROOT, capture_output=True,
+                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:3])} ... failed:\n{result.stderr[-3000:]}")
+        seconds, kb = report.read().split()[-2:]
+    return float(seconds), float(kb) / 1024
+
+
+def make_frame(path: Path, size: int, model_folder: Path) -> None:
+    """A SIZE x SIZE raw frame stitched from simulated 256 x 256 tiles (bias 1000 ADU), with its camera in the header."""
+    import numpy as np
+    from astropy.io import fits
+
+    from data_sim.generator import SampleSource
+    from segnet.config import load_run_config
+    from dataclasses import replace
+
+    config, _ = load_run_config(model_folder / "config.yaml")
+    families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
+    data = replace(config.data, tile=256, families=families, real_frames=None)
+    source = SampleSource(replace(config.data_section, data=data), 0, split="examples")
+    frame = np.empty((size, size), np.float32)
+    n = -(-size // 256)
+    for k in range(n * n):
+        sample = source[k]
+        i, j = divmod(k, n)
+        block = sample.image - np.float32(sample.header["BIAS"][0]) + np.float32(1000.0)
+        h, w = min(256, size - 256 * i), min(256, size - 256 * j)
+        frame[256 * i:256 * i + h, 256 * j:256 * j + w] = block[:h, :w]
+        if k == 0:
+            first = sample.header
+    header = fits.Header({"BIAS": 1000.0, "GAIN": first["GAIN"][0], "RDNOISE": first["RDNOISE"][0],
+                          "SATURATE": 65535.0})
+    fits.PrimaryHDU(frame, header=header).writeto(path, overwrite=True)
+
+
+def make_cutouts(folder: Path, count: int, model_folder: Path) -> None:
+    """COUNT simulated raw 256 x 256 files, each with its own camera in its header."""
+    from data_sim.export import write_sample
+    from data_sim.generator import SampleSource
+    from segnet.config import load_run_config
+    from dataclasses import replace
+
+    config, _ = load_run_config(model_folder / "config.yaml")
+    families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
+    data = replace(config.data, tile=256, families=families, real_frames=None)
+    source = SampleSource(replace(config.data_section, data=data), 1, split="examples")
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        write_sample(source[k], folder / f"cutout_{k:03d}.fits", overwrite=True)
+
+
+def peak_gflops() -> float:
+    """cores x clock (GHz, /proc/cpuinfo) x 64 fp32 FLOP per cycle (two AVX-512 FMA units)."""
+    try:
+        mhz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        return float("nan")
+    return (os.cpu_count() or 1) * mhz / 1e3 * 64
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="run folder or .keras file")
-    parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", default="models/default", help="run or model folder (default models/default)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[4096, 10000], help="frame sides, px")
+    parser.add_argument("--cutouts", type=int, default=100, help="256 x 256 files (0: none)")
     parser.add_argument("--tile", type=int, help="predict.py's --tile (default: its default)")
-    parser.add_argument("--frame", type=Path, help="reuse this simulated frame (minutes to simulate at 4096)")
+    parser.add_argument("--peak-gflops", type=float, help="the CPU's fp32 peak (default: estimated)")
+    parser.add_argument("--keep", type=Path, help="make the inputs here, or reuse those already here")
     args = parser.parse_args()
-    from segnet.inference import TileSettings
-    tile = args.tile or TileSettings().tile
+    if not Path(TIME).is_file():
+        print(f"error: {TIME} (GNU time) is needed to measure each process's peak memory (Debian: time)",
+              file=sys.stderr)
+        return 2
 
-    from astropy.io import fits
-
-    from data_sim.export import write_sample
-    from data_sim.generator import SampleSource
-    from segnet.config import load_run_config
-    from segnet.run_folder import resolve_model
-    from dataclasses import replace
+    from segnet.model import count_flops_per_pixel
+    from segnet.run_folder import load_model, resolve_model
 
     model_path, folder = resolve_model(args.model)
-    tmp = Path(tempfile.mkdtemp(prefix="predict_speed."))
-    if args.frame:
-        frame = args.frame
-        with fits.open(frame) as hdul:
-            header = hdul[0].header
-            missing = [k for k in ("BIAS", "GAIN", "RDNOISE", "SATURATE") if k not in header]
-            if missing or header.get("NAXIS") != 2:
-                raise SystemExit(f"--frame {frame}: expected a 2-D frame with BIAS, GAIN, RDNOISE and SATURATE "
-                                 f"in its primary header (as this script writes); missing {missing}")
-            family = header.get("FAMILY", "?")
-            mpix = header["NAXIS1"] * header["NAXIS2"] / 1e6
-    else:
-        config, _ = load_run_config(folder / "config.yaml")
-        section = replace(config.data_section, data=replace(config.data, tile=args.size))
-        source = SampleSource(section, 0, split="examples")
-        index, sample = 0, source[0]
-        while sample.header["SKYSUB"][0]:  # a raw frame, so astroscrappy gets the bias it expects
-            index += 1
-            sample = source[index]
-        frame = tmp / "frame.fits"
-        write_sample(sample, frame)
-        family, mpix = sample.family, args.size ** 2 / 1e6
-    print(f"frame: {frame} ({mpix:.1f} Mpix), family {family}; model {model_path}; tiles of at most {tile} px; "
-          f"{os.cpu_count()} cores")
-    print(f"{'round':>5} {'ours s':>8} {'ours Mpix/s':>12} {'ours peak MB':>13} "
-          f"{'astro s':>8} {'astro Mpix/s':>13} {'astro peak MB':>14} {'speed ratio':>12}")
-    for r in range(args.rounds):
-        theirs = child(THEIRS.format(frame=str(frame)))
-        ours = child(OURS.format(root=str(ROOT), model=str(model_path), folder=str(folder), frame=str(frame),
-                                 out=str(tmp), tile=tile))
-        print(f"{r + 1:>5} {ours['seconds']:>8.1f} {mpix / ours['seconds']:>12.3f} {ours['peak_mb']:>13.0f} "
-              f"{theirs['seconds']:>8.1f} {mpix / theirs['seconds']:>13.3f} {theirs['peak_mb']:>14.0f} "
-              f"{theirs['seconds'] / ours['seconds']:>12.2f}", flush=True)
-    print("speed ratio = ours / astroscrappy in Mpix/s (>1: ours faster). Peak MB includes each process's "
-          "libraries (TensorFlow alone is ~600 MB).")
+    flops = count_flops_per_pixel(load_model(model_path))
+    peak = args.peak_gflops or peak_gflops()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="predict_speed."))
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = []
+    for size in args.sizes:
+        path = work / f"frame_{size}.fits"
+        if not path.is_file():
+            print(f"making {path} ...", flush=True)
+            make_frame(path, size, folder)
+        inputs.append((f"{size}x{size}", path, size * size / 1e6))
+    if args.cutouts:
+        cut = work / f"cutouts_{args.cutouts}"
+        if not cut.is_dir():
+            print(f"making {args.cutouts} cut-outs in {cut} ...", flush=True)
+            make_cutouts(cut, args.cutouts, folder)
+        inputs.append((f"{args.cutouts} x 256x256", cut, args.cutouts * 256 * 256 / 1e6))
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    tile = ["--tile", str(args.tile)] if args.tile else []
+    print(f"model {model_path} ({flops / 1e3:.1f} kFLOP per pixel); {os.cpu_count()} cores, fp32 peak "
+          f"{peak:.0f} GFLOP/s; whole processes, wall time and peak RSS")
+    for name, path, mpix in inputs:
+        ratios = []
+        print(f"\n{name} ({mpix:.1f} Mpix)\n{'round':>5} {'ours s':>8} {'ours MB':>8} {'astro s':>8} {'astro MB':>9} "
+              f"{'speed ratio':>12} {'FLOP share':>11}")
+        for r in range(args.rounds):
+            theirs = run([sys.executable, "-c", ASTROSCRAPPY, str(path), str(out)])
+            ours = run([sys.executable, "predict.py", str(path), "-o", str(out), "--overwrite", "--quiet", *tile])
+            ratios.append(theirs[0] / ours[0])
+            share = flops * mpix * 1e6 / ours[0] / (peak * 1e9)
+            print(f"{r + 1:>5} {ours[0]:>8.1f} {ours[1]:>8.0f} {theirs[0]:>8.1f} {theirs[1]:>9.0f} "
+                  f"{ratios[-1]:>12.2f} {share:>11.3f}", flush=True)
+        print(f"median speed ratio {statistics.median(ratios):.2f} (astroscrappy s / ours s; > 1: ours faster)")
     return 0
 
 
