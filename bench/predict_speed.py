@@ -7,7 +7,8 @@ Makes the inputs once (frames of SIZE x SIZE stitched from simulated 256 x 256 t
 model's own data config, so they take seconds, not minutes; and CUTOUTS simulated 256 x 256
 files), then, for every input, alternates ROUNDS times:
 
-- ours: ``python predict.py INPUT -o OUT`` (a folder of cut-outs is one process);
+- ours: ``python predict.py FRAME -o OUT``; for the cut-outs, one process that reads them and masks
+  them through the Python API in batches (``load_masker(...).many``), writing each one's flags;
 - astroscrappy: ``python -c`` a script that reads the same FITS files, runs ``detect_cosmics``
   with each file's GAIN, RDNOISE and SATURATE, and writes the mask as FITS.
 
@@ -51,6 +52,24 @@ for f in files:
 
 TIME = "/usr/bin/time"  # GNU time: its child's own peak RSS (ru_maxrss seen from this process would
                        # include what this process held when it forked, TensorFlow among it)
+
+
+API = r"""
+import sys
+from pathlib import Path
+import numpy as np
+from astropy.io import fits
+sys.path.insert(0, {root!r})
+from segnet import load_masker
+files = sorted(Path(sys.argv[1]).glob("*.fits"))
+images = []
+for f in files:
+    with fits.open(f) as hdul:
+        images.append(hdul[0].data.astype(np.float32))
+masker = load_masker(sys.argv[2])
+for f, result in zip(files, masker.many(images)):
+    fits.PrimaryHDU(result.flags).writeto(Path(sys.argv[3]) / (f.stem + ".flags.fits"), overwrite=True)
+"""
 
 
 def run(cmd: list[str]) -> tuple[float, float]:
@@ -165,7 +184,10 @@ def main() -> int:
               f"{'speed ratio':>12} {'FLOP share':>11}")
         for r in range(args.rounds):
             theirs = run([sys.executable, "-c", ASTROSCRAPPY, str(path), str(out)])
-            ours = run([sys.executable, "predict.py", str(path), "-o", str(out), "--overwrite", "--quiet", *tile])
+            if path.is_dir():  # cut-outs: through the Python API, batched (segnet.load_masker(...).many)
+                ours = run([sys.executable, "-c", API.format(root=str(ROOT)), str(path), str(folder), str(out)])
+            else:
+                ours = run([sys.executable, "predict.py", str(path), "-o", str(out), "--overwrite", "--quiet", *tile])
             ratios.append(theirs[0] / ours[0])
             share = flops * mpix * 1e6 / ours[0] / (peak * 1e9)
             print(f"{r + 1:>5} {ours[0]:>8.1f} {ours[1]:>8.0f} {theirs[0]:>8.1f} {theirs[1]:>9.0f} "

@@ -12,6 +12,15 @@ Modules, one concept each:
 - prediction: ``normalize`` (background and noise, strip by strip), ``inference``
   (tiled, blended prediction), ``fits_io`` (inputs and CONTRACT.md outputs),
   ``prediction`` (one file in, one mask file out);
-- ``inpainting/``: the flagged pixels replaced (network, classical baselines, evaluation).
-Import them explicitly; this package imports nothing heavy on its own.
+- ``inpainting/``: the flagged pixels replaced (network, classical baselines, evaluation);
+- ``api``: ``load_masker``, masks for images in memory (CONTRACT.md's Python API).
+Import them explicitly; this package imports nothing heavy on its own: ``segnet.load_masker``
+is looked up in ``segnet.api`` when first used.
 """
+
+
+def __getattr__(name):
+    if name == "load_masker":
+        from segnet.api import load_masker
+        return load_masker
+    raise AttributeError(f"module 'segnet' has no attribute {name!r}")
