@@ -128,6 +128,9 @@ def main(argv=None) -> int:
             return 2
     files, failures = expand_inputs(args.inputs)
     outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        print(f"error: -o {outdir}: exists and is not a folder", file=sys.stderr)
+        return 2
     outdir.mkdir(parents=True, exist_ok=True)
     options = PredictOptions(outdir=outdir, hdu=args.hdu, all_hdus=args.all_hdus, overwrite=args.overwrite,
                              compress=args.compress, saturation=args.saturation,

@@ -94,8 +94,9 @@ class Masker:
         from segnet.inference import predict_frame
 
         prob = np.zeros((len(self.classes),) + data.shape, np.float32)
-        predict_frame(self.predictor.network, data, prob, settings=self.settings, mask=mask,
-                      transform=self.predictor.transform())
+        if not _constant(data):  # a constant image holds no contaminant (nor object): nothing is flagged
+            predict_frame(self.predictor.network, data, prob, settings=self.settings, mask=mask,
+                          transform=self.predictor.transform())
         return self._finish(data, unit, prob)
 
     def many(self, images, *, batch_size: int = 16) -> list[MaskResult]:
@@ -112,8 +113,10 @@ class Masker:
         results: list[MaskResult | None] = [None] * len(unpacked)
         multiple = model_multiple(self.predictor.model)
         groups: dict[tuple, list[int]] = {}
-        for i, (data, _, _) in enumerate(unpacked):
-            if max(data.shape) <= self.settings.tile:
+        for i, (data, unit, _) in enumerate(unpacked):
+            if _constant(data):
+                results[i] = self._finish(data, unit, np.zeros((len(self.classes),) + data.shape, np.float32))
+            elif max(data.shape) <= self.settings.tile:
                 groups.setdefault(data.shape, []).append(i)
             else:
                 results[i] = self(images[i])
@@ -145,6 +148,11 @@ class Masker:
         np.clip(prob, 0.0, 1.0, out=prob)
         flags = ((prob >= self._thresholds) * self._bits).sum(axis=0).astype(np.int32)
         return MaskResult(self.classes, prob, flags, dict(self.predictor.thresholds), priors, data, unit)
+
+
+def _constant(data: np.ndarray) -> bool:
+    finite = data[np.isfinite(data)]
+    return bool(finite.min() == finite.max())
 
 
 def _unpack(image, bad_pixels):

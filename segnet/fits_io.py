@@ -60,12 +60,19 @@ def expand_inputs(items) -> tuple[list[Path], list[str]]:
                     files.append(listed)
         else:
             files.append(path)  # a missing or unreadable file fails later with its own message
-    seen, unique = set(), []
+    seen, unique, outputs = set(), [], {}
     for f in files:
         key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
+        if key in seen:
+            continue
+        seen.add(key)
+        stem = output_stem(f)
+        if stem in outputs:  # m51.fits and m51.fits.gz would both write m51.mask.fits
+            errors.append(f"{f}: its output {stem}.mask.fits is also {outputs[stem]}'s; rename one of them "
+                          f"or run them into different output folders")
+            continue
+        outputs[stem] = f
+        unique.append(f)
     return unique, errors
 
 

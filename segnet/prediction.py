@@ -10,6 +10,7 @@ with the pixels flagged in the chosen classes replaced (``segnet.inpainting``).
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,25 +200,30 @@ class FramePredictor:
         """One pass over the input, before predicting it.
 
         Returns (number of non-finite pixels, mask of the pixels to keep out of the
-        background and noise estimates: saturated and the user's bad pixels, or None).
+        background and noise estimates: saturated and the user's bad pixels, or None,
+        whether every finite pixel holds the same value).
         """
         level = options.saturation if options.saturation is not None else plane.header.get("SATURATE")
         mask = self._bad_pixel_mask(path, plane, options)
         if level is not None and mask is None:
             mask = np.zeros(plane.shape, bool)
-        n_bad = 0
+        n_bad, lo, hi = 0, np.inf, -np.inf
         for y in range(0, plane.shape[0], STRIP):
             rows = np.asarray(plane.data[y:y + STRIP], np.float64)
-            n_bad += int((~np.isfinite(rows)).sum())
+            finite = np.isfinite(rows)
+            n_bad += int((~finite).sum())
+            if finite.any():
+                lo, hi = min(lo, float(rows[finite].min())), max(hi, float(rows[finite].max()))
             if level is not None:
                 mask[y:y + STRIP] |= rows >= float(level)
         if n_bad == plane.shape[0] * plane.shape[1]:
             raise InputError(f"{path}: HDU {plane.index} has no finite pixel (all NaN or inf)")
-        return n_bad, mask
+        return n_bad, mask, lo == hi
 
     def _write(self, path, hdul, planes, tmp, options, progress):
         primary = fits.Header()
-        primary["INFILE"] = (path.name[-68:], "input file")
+        # FITS cards hold printable ASCII: other characters of the name are written as escapes (\\xe9).
+        primary["INFILE"] = (path.name.encode("ascii", "backslashreplace").decode("ascii")[-68:], "input file")
         for key, (value, comment) in self.identity.items():
             primary[key] = (value, comment)
         headers, cleans = [], ([] if self.inpainter else None)
@@ -245,10 +251,18 @@ class FramePredictor:
         bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
         with fits.open(tmp, mode="update", memmap=True) as out:
             for k, plane in enumerate(planes):
-                n_bad, mask = self._scan(path, plane, options)
+                n_bad, mask, constant = self._scan(path, plane, options)
                 prob_hdu, flags_hdu = out[1 + per_plane * k], out[2 + per_plane * k]
                 prob_hdu.header["NNONFIN"] = flags_hdu.header["NNONFIN"] = n_bad
                 prob, flags = prob_hdu.data, flags_hdu.data
+                if constant:  # no pixel differs from another: nothing can be a contaminant (or an object)
+                    print(f"warning: {path}: HDU {plane.index} is constant: nothing flagged", file=sys.stderr)
+                    if self.inpainter:  # nothing to replace: CLEAN is the input
+                        clean_hdu = out[3 + per_plane * k]
+                        clean_hdu.header["NREPL"] = 0
+                        for y in range(0, plane.shape[0], STRIP):
+                            clean_hdu.data[y:y + STRIP] = plane.data[y:y + STRIP]
+                    continue
 
                 def batch_done(n_tiles):
                     release_pages(prob)

@@ -91,6 +91,9 @@ class RunFolder:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise FileNotFoundError(f"--resume: {path} is not a run folder (no config.yaml)")
+        if not (path / "state.yaml").is_file():
+            raise FileNotFoundError(f"--resume: {path} is not a training run (no state.yaml: a shipped model "
+                                    f"folder cannot be resumed; start a run from it with train.init_from)")
         return cls(path)
 
     # -- contents -------------------------------------------------------------

@@ -93,3 +93,9 @@ def test_tile_settings_are_checked_when_loading(model_dir):
 def test_bad_images_get_a_clear_error(model_dir, bad, message):
     with pytest.raises(ValueError, match=message):
         load_masker(model_dir)(bad)
+
+
+def test_a_constant_image_flags_nothing(model_dir):
+    masker = load_masker(model_dir)
+    for result in [masker(np.zeros((40, 40))), *masker.many([np.full((32, 32), 7.0)])]:
+        assert not result.flags.any() and not result.prob.any()

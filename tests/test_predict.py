@@ -357,3 +357,36 @@ def test_no_false_flags_along_the_frame_edge_whatever_the_tile(tmp_path, tile):
     expected = contaminant[~band].mean() * n_band
     # Within 4 binomial sigmas (plus one pixel) of the interior's rate.
     assert contaminant[band].sum() <= expected + 4 * np.sqrt(expected) + 1, (contaminant[band].sum(), expected)
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_error(run_dir, tmp_path, capsys):
+    src = write(tmp_path / "f.fits", frame())
+    (tmp_path / "taken").write_text("a file")
+    assert run(run_dir, src, "-o", tmp_path / "taken") == 2
+    assert f"error: -o {tmp_path / 'taken'}: exists and is not a folder" in capsys.readouterr().err
+
+
+def test_two_inputs_with_one_output_name_never_replace_each_other(run_dir, tmp_path, capsys):
+    a = write(tmp_path / "m51.fits", frame(seed=1))
+    with gzip.open(tmp_path / "m51.fits.gz", "wb") as out:
+        out.write(a.read_bytes())
+    assert run(run_dir, a, tmp_path / "m51.fits.gz", "-o", tmp_path / "out", "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert "m51.fits.gz: its output m51.mask.fits is also" in err
+    assert (tmp_path / "out" / "m51.mask.fits").is_file()
+
+
+def test_a_non_ascii_file_name_is_processed(run_dir, tmp_path):
+    src = write(tmp_path / "nébula.fits", frame())
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    with fits.open(tmp_path / "nébula.mask.fits") as hdul:
+        assert hdul[0].header["INFILE"] == "n\\xe9bula.fits"
+
+
+@pytest.mark.parametrize("value", [0.0, 1234.5])
+def test_a_constant_frame_flags_nothing_and_says_so(run_dir, tmp_path, capsys, value):
+    src = write(tmp_path / "flat.fits", np.full((70, 90), value, np.float32))
+    assert run(run_dir, src, "-o", tmp_path) == 0
+    assert "flat.fits: HDU 0 is constant: nothing flagged" in capsys.readouterr().err
+    with fits.open(tmp_path / "flat.mask.fits") as hdul:
+        assert not hdul["FLAGS"].data.any() and not hdul["PROB"].data.any()

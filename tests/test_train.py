@@ -207,3 +207,9 @@ def test_a_run_starts_from_a_trained_model_and_says_so(tmp_path, capsys):
     assert train.main(["--config", str(missing), "--run-dir", str(tmp_path / "third"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "train.init_from:" in err and "nowhere" in err
+
+
+def test_resuming_a_shipped_model_folder_is_one_line_error(capsys):
+    assert train.main(["--resume", str(ROOT / "models" / "default")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a training run (no state.yaml" in err and "Traceback" not in err
