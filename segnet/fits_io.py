@@ -42,6 +42,21 @@ def output_stem(path: Path) -> str:
     return name
 
 
+def describe_fits_error(exc: Exception) -> str:
+    """What went wrong reading a FITS file, in a user's words: no astropy API hints, no bare KeyError."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, KeyError):
+        return f"its header lacks a valid {text.strip(chr(39))} card"
+    if "SIMPLE card" in text:
+        return "no SIMPLE card at its start: not a FITS file, or a damaged one"
+    if "cannot reshape array" in text or "may have been truncated" in text:
+        return "its data are shorter than its header says (a truncated file?)"
+    for hint in (" If this is really a FITS file, try with ignore_missing_simple=True", " try with ", ".verify("):
+        text = text.split(hint)[0]
+    text = text.rstrip(" ,;.")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def expand_inputs(items) -> tuple[list[Path], list[str]]:
     """Paths named on the command line -> (FITS files in order, errors for names that give none)."""
     files, errors = [], []
@@ -104,7 +119,7 @@ def open_input(path: Path):
             # memmap=False: `section` then reads just the rows asked for, scaled (BZERO/BSCALE) or not.
             hdul = fits.open(handle, mode="readonly", memmap=False, lazy_load_hdus=False)
         except Exception as exc:  # astropy raises OSError, ValueError, TypeError... on damaged files
-            raise InputError(f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})") from None
+            raise InputError(f"{path}: not a readable FITS file ({describe_fits_error(exc)})") from None
         with hdul:
             yield hdul
 

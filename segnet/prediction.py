@@ -21,7 +21,7 @@ from astropy.io import fits
 
 from data_sim.atomic import atomic_path
 from segnet.calibration import folder_calibration
-from segnet.fits_io import (InputError, clean_header, compress_file, create_output, open_input, output_headers,
+from segnet.fits_io import (InputError, clean_header, describe_fits_error, compress_file, create_output, open_input, output_headers,
                             output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.metrics import adjust_priors
@@ -176,7 +176,7 @@ class FramePredictor:
         except InputError:
             raise
         except Exception as exc:  # anything else about this file: report it on one line, go on with the next
-            raise InputError(f"{path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from exc
+            raise InputError(f"{path}: {describe_fits_error(exc)}") from exc
         return final
 
     def _write_file(self, path, tmp, options, progress):

@@ -390,3 +390,26 @@ def test_a_constant_frame_flags_nothing_and_says_so(run_dir, tmp_path, capsys, v
     assert "flat.fits: HDU 0 is constant: nothing flagged" in capsys.readouterr().err
     with fits.open(tmp_path / "flat.mask.fits") as hdul:
         assert not hdul["FLAGS"].data.any() and not hdul["PROB"].data.any()
+
+
+def _damaged(tmp_path, name, edit):
+    good = tmp_path / "good.fits"
+    if not good.exists():
+        fits.PrimaryHDU(frame((32, 32))).writeto(good)
+    data = bytearray(good.read_bytes())
+    path = tmp_path / name
+    path.write_bytes(edit(data))
+    return path
+
+
+@pytest.mark.parametrize("name,edit,message", [
+    ("naxis.fits", lambda b: b.replace(b"NAXIS1", b"NAXISX", 1), "its header lacks a valid NAXIS1 card"),
+    ("simple.fits", lambda b: b"SIMPLX" + b[6:], "no SIMPLE card at its start"),
+    ("short.fits", lambda b: b[:3000], "its data are shorter than its header says"),
+])
+def test_damaged_files_get_a_plain_one_line_reason(run_dir, tmp_path, capsys, name, edit, message):
+    path = _damaged(tmp_path, name, edit)
+    assert run(run_dir, path, "-o", tmp_path / "out") == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and message in err[0]
+    assert "KeyError" not in err[0] and "ignore_missing_simple" not in err[0] and "reshape" not in err[0]
