@@ -69,6 +69,13 @@ def parse_args(argv):
         if not args.inpaint_classes:
             parser.error("--inpaint-classes: name at least one class, e.g. CR,HPX")
     args.inpaint = args.inpaint or args.inpaint_classes is not None or args.inpaint_model is not None
+    # Tile options are checked here, before the model loads (seconds), each naming its option.
+    for name, low in (("tile", 1), ("margin", 0), ("blend", 0), ("batch_size", 1)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')}: must be >= {low}, got {getattr(args, name)}")
+    if args.tile - 2 * args.margin <= args.blend:
+        parser.error(f"--tile {args.tile}, --margin {args.margin}, --blend {args.blend}: the tile must exceed "
+                     f"twice the margin plus the blend")
     if args.workers < 0:
         parser.error(f"--workers: must be >= 0, got {args.workers}")
     if args.workers and args.scheduler:

@@ -413,3 +413,17 @@ def test_damaged_files_get_a_plain_one_line_reason(run_dir, tmp_path, capsys, na
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and message in err[0]
     assert "KeyError" not in err[0] and "ignore_missing_simple" not in err[0] and "reshape" not in err[0]
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--tile", "0", "--tile: must be >= 1, got 0"),
+    ("--tile", "-5", "--tile: must be >= 1, got -5"),
+    ("--margin", "-1", "--margin: must be >= 0, got -1"),
+    ("--batch-size", "0", "--batch-size: must be >= 1, got 0"),
+    ("--tile", "128", "--tile 128, --margin 64, --blend 32: the tile must exceed"),
+])
+def test_tile_options_are_checked_before_the_model_loads(tmp_path, capsys, option, value, message):
+    src = write(tmp_path / "f.fits", frame())
+    with pytest.raises(SystemExit) as stop:
+        predict.main([str(src), "-o", str(tmp_path), "--model", str(tmp_path / "no-model-here"), option, value])
+    assert stop.value.code == 2 and message in capsys.readouterr().err  # the missing model is never reached
