@@ -185,16 +185,15 @@ def bright_sources(signal: np.ndarray, sigma: np.ndarray, fwhm: float, *, snr: f
     return np.column_stack([y[order], x[order], flux[order]]).astype(np.float64)
 
 
-def own_contaminants(image_e, background_e, sigma_e, read_noise: float, saturation_e: float, grow: int):
+def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: float, saturation_e: float,
+                     grow: int):
     """Pixels a real frame's own contaminants may touch: truth there is unknown.
 
-    astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less the cores of
-    isolated stars it mistakes for hits (``segnet.real.stars``; the model must learn that
-    those are no contaminant), plus non-finite pixels; grown by ``grow`` px.
+    astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less ``star_cores`` (the
+    cores of isolated stars, ``segnet.real.stars``, nonzero there), which it mistakes for hits
+    and the model must learn are no contaminant, plus non-finite pixels; grown by ``grow`` px.
     """
     import astroscrappy
-
-    from segnet.real.stars import find_star_cores
 
     finite = np.isfinite(image_e)
     saturated = finite & (image_e >= saturation_e)
@@ -205,8 +204,7 @@ def own_contaminants(image_e, background_e, sigma_e, read_noise: float, saturati
     flags, _ = astroscrappy.detect_cosmics(np.where(finite, image_e, background_e).astype(np.float32),
                                            gain=1.0, readnoise=effective,
                                            satlevel=float(saturation_e), sigclip=4.5, sigfrac=0.3, objlim=5.0)
-    stars = find_star_cores(image_e, background_e, sigma_e, saturated | ~finite)
-    mask = (np.asarray(flags, bool) & (stars.core == 0)) | ~finite
+    mask = (np.asarray(flags, bool) & (star_cores == 0)) | ~finite
     return ndimage.binary_dilation(mask, iterations=grow) if (grow > 0 and mask.any()) else mask
 
 
@@ -246,8 +244,9 @@ class RealFrameSet:
             if not paths:
                 raise RealFrameError(f"data.real_frames.glob: no file matches {cfg.glob!r}")
             for path in paths:
-                if reserved and _sha256(path) in reserved:
-                    raise RealFrameError(f"{path}: is the evaluation frame {reserved[_sha256(path)]!r} of "
+                name = reserved.get(_sha256(path)) if reserved else None
+                if name is not None:
+                    raise RealFrameError(f"{path}: is the evaluation frame {name!r} of "
                                          f"{devset} (split: eval); evaluation frames never enter training")
             self.specs = [_Spec(p, cfg.hdu, cfg.gain, cfg.read_noise, 0.0, cfg.saturation, cfg.detector)
                           for p in paths]
@@ -274,12 +273,18 @@ class RealFrameSet:
             estimate = normalize_image(image, box=64)
             background, sigma = estimate.background, estimate.sigma
             saturation_e = (saturation - spec.bias) * gain
-            fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 0.0) or _measured_fwhm(
-                image, background, sigma, saturation_e)
+            fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 0.0)
+            stars = None
+            if self.cfg.ignore_own or not fwhm:  # the frame's stars, found once for both uses
+                from segnet.real.stars import find_star_cores
+                stars = find_star_cores(np.where(finite, image, np.nan), background, sigma,
+                                        ~finite | (image >= saturation_e))
+            if not fwhm:  # the frame's median stellar FWHM, else 3 px
+                fwhm = float(stars.frame_fwhm) if np.isfinite(stars.frame_fwhm) else 3.0
             unknown = None
             if self.cfg.ignore_own:
-                unknown = own_contaminants(np.where(finite, image, np.nan), background, sigma, read_noise,
-                                           saturation_e, self.cfg.ignore_grow)
+                unknown = own_contaminants(np.where(finite, image, np.nan), background, sigma, stars.core,
+                                           read_noise, saturation_e, self.cfg.ignore_grow)
             self._cache[path] = _Loaded(path, image, background, sigma, gain, spec.bias, read_noise,
                                         saturation_e, fwhm, spec.detector, unknown)
         return self._cache[path]
@@ -335,11 +340,3 @@ class RealFrameSet:
                              clean=(np.minimum(clean, saturation_e) / gain).astype(np.float32),
                              clean_saturated=clean >= saturation_e, unknown=unknown)
 
-
-def _measured_fwhm(image_e, background_e, sigma_e, saturation_e) -> float:
-    """The frame's median stellar FWHM (``segnet.real.stars``), else 3 px."""
-    from segnet.real.stars import find_star_cores
-
-    finite = np.isfinite(image_e)
-    stars = find_star_cores(image_e, background_e, sigma_e, ~finite | (image_e >= saturation_e))
-    return float(stars.frame_fwhm) if np.isfinite(stars.frame_fwhm) else 3.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet.inference import TileSettings
+from segnet.inference import TileSettings, mirror_to, model_multiple, predict_frame
 
 
 @dataclass
@@ -68,8 +68,6 @@ class Masker:
         self.predictor = predictor
         self.settings = settings
         self.classes = predictor.classes
-        self._thresholds = np.array([predictor.thresholds[c] for c in self.classes], np.float32)[:, None, None]
-        self._bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
 
     def __call__(self, image, *, saturation: float | None = None, bad_pixels=None) -> MaskResult:
         """Mask one image.
@@ -91,8 +89,6 @@ class Masker:
         if saturation is not None:
             level = data >= np.float32(saturation)
             mask = level if mask is None else (mask | level)
-        from segnet.inference import predict_frame
-
         prob = np.zeros((len(self.classes),) + data.shape, np.float32)
         if not _constant(data):  # a constant image holds no contaminant (nor object): nothing is flagged
             predict_frame(self.predictor.network, data, prob, settings=self.settings, mask=mask,
@@ -107,7 +103,6 @@ class Masker:
         does, and larger ones are masked one by one with the tiles.
         """
         from segnet.dataset import network_input
-        from segnet.inference import model_multiple
 
         unpacked = [_unpack(image, None) for image in images]
         results: list[MaskResult | None] = [None] * len(unpacked)
@@ -130,8 +125,7 @@ class Masker:
                 for b, i in enumerate(chunk):
                     data, _, bad = unpacked[i]
                     xi, inv = network_input(data, saturated=bad)
-                    pad = tuple((0, p - n) for p, n in zip(padded, shape))
-                    x[b, ..., 0] = np.pad(xi, pad, mode="symmetric") if any(a for _, a in pad) else xi
+                    x[b, ..., 0] = mirror_to(xi, padded)
                     invalid.append(inv)
                 out = np.asarray(self.predictor.network.predict_on_batch(x))
                 for b, i in enumerate(chunk):
@@ -146,7 +140,7 @@ class Masker:
     def _finish(self, data, unit, prob) -> MaskResult:
         priors = self.predictor.adjust_to_frame(data, prob) if self.predictor.auto_priors else None
         np.clip(prob, 0.0, 1.0, out=prob)
-        flags = ((prob >= self._thresholds) * self._bits).sum(axis=0).astype(np.int32)
+        flags = self.predictor.flags_of(prob)
         return MaskResult(self.classes, prob, flags, dict(self.predictor.thresholds), priors, data, unit)
 
 
@@ -204,6 +198,5 @@ def load_masker(model: str | Path | None = None, *, thresholds: str | Path | Non
     predictor = FramePredictor(model_path, folder, thresholds_file=None if thresholds is None else Path(thresholds),
                                priors_file=None if priors is None else Path(priors))
     settings = settings or TileSettings()
-    from segnet.inference import model_multiple
     settings.check(model_multiple(predictor.model))
     return Masker(predictor, settings)

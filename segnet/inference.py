@@ -183,10 +183,7 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
             window, state = encode(ys, xs)
             if x is None:
                 x = np.zeros((len(batch), tile_y, tile_x, window.shape[-1]), np.float32)
-            short = ((0, tile_y - window.shape[0]), (0, tile_x - window.shape[1]), (0, 0))
-            # Beyond the frame's bottom or right edge (less than 2**depth px): the frame mirrored, never
-            # flat zeros, which the network would read as noise-free sky next to real pixels.
-            x[b] = np.pad(window, short, mode="symmetric") if any(after for _, after in short) else window
+            x[b] = mirror_to(window, (tile_y, tile_x))
             states.append(state)
             origins.append((ys.start, xs.start))
         result = np.asarray(model.predict_on_batch(x))
@@ -202,6 +199,16 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
             out[:, r.core0:r.core1, c.core0:c.core1] += p
         if progress:
             progress(len(batch))
+
+
+def mirror_to(window: np.ndarray, shape) -> np.ndarray:
+    """``window`` (h, w, ...) grown at its bottom and right to ``shape`` (H, W) by mirroring its last rows and columns.
+
+    What the network gets beyond a frame's edge: the frame mirrored, never flat zeros,
+    which it would read as noise-free sky next to real pixels (and flag as trails).
+    """
+    pad = [(0, size - n) for size, n in zip(shape, window.shape)] + [(0, 0)] * (window.ndim - 2)
+    return np.pad(window, pad, mode="symmetric") if any(after for _, after in pad) else window
 
 
 def full_window(span: Span, n: int, size: int, multiple: int) -> slice:

@@ -21,8 +21,8 @@ from astropy.io import fits
 
 from data_sim.atomic import atomic_path
 from segnet.calibration import folder_calibration
-from segnet.fits_io import (InputError, clean_header, describe_fits_error, compress_file, create_output, open_input, output_headers,
-                            output_stem, release_pages, select_planes)
+from segnet.fits_io import (InputError, clean_header, compress_file, create_output, describe_fits_error,
+                            open_input, output_headers, output_stem, release_pages, select_planes)
 from segnet.inference import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.metrics import adjust_priors
 from segnet.priors import PriorEstimator
@@ -141,6 +141,12 @@ class FramePredictor:
                 raise ValueError(f"--priors {priors_file}: {k}: expected a fraction in (0, 1), got {v!r}")
         return {c: (float(train[c]), float(wanted.get(c, train[c]))) for c in self.classes}
 
+    def flags_of(self, prob: np.ndarray) -> np.ndarray:
+        """FLAGS of probabilities (n_class, h, w): (h, w) int32, bit k-1 set where class k reaches its threshold."""
+        thresholds = np.array([self.thresholds[c] for c in self.classes], np.float32)[:, None, None]
+        bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
+        return ((prob >= thresholds) * bits).sum(axis=0).astype(np.int32)
+
     def transform(self):
         if self.priors is None:
             return None
@@ -247,8 +253,6 @@ class FramePredictor:
             headers.append((prob, flags, plane.shape))
         create_output(tmp, headers, len(self.classes), primary, cleans)
         per_plane = 3 if self.inpainter else 2
-        thresholds = np.array([self.thresholds[c] for c in self.classes], np.float32)[:, None, None]
-        bits = (2 ** np.arange(len(self.classes), dtype=np.int64))[:, None, None]
         with fits.open(tmp, mode="update", memmap=True) as out:
             for k, plane in enumerate(planes):
                 n_bad, mask, constant = self._scan(path, plane, options)
@@ -279,7 +283,7 @@ class FramePredictor:
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y:y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
-                    flags[y:y + STRIP] = ((p >= thresholds) * bits).sum(axis=0)
+                    flags[y:y + STRIP] = self.flags_of(p)
                     release_pages(prob)
                 if self.inpainter:
                     self._inpaint(plane, flags, out[3 + per_plane * k], mask, options, progress)
