@@ -62,6 +62,8 @@ def parse_args(argv):
                         help="comma-separated classes to replace (default: every contaminant but SAT, i.e. all but OBJ, SAT)")
     parser.add_argument("--inpaint-model", type=Path,
                         help="inpainting run folder or .keras file (default: <model folder>/inpaint)")
+    parser.add_argument("--runtime", choices=("auto", "onnx", "openvino", "keras"), default="auto",
+                        help="what runs the network: ONNX Runtime (auto, when installed) or Keras; same probabilities")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.inpaint_classes is not None:
@@ -83,19 +85,20 @@ def parse_args(argv):
     return args
 
 
-def _build(model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None):
+def _build(model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None, runtime="auto"):
     from segnet.prediction import FramePredictor
     return FramePredictor(model_path, folder, thresholds_file=thresholds, priors_file=priors,
-                          inpaint_model=inpaint_model, inpaint_classes=inpaint_classes)
+                          inpaint_model=inpaint_model, inpaint_classes=inpaint_classes, runtime=runtime)
 
 
-def _job(path, options, model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None):
+def _job(path, options, model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None,
+         runtime="auto"):
     """Process one file in a worker (process pool or Dask); the model is loaded once per process."""
     from segnet.fits_io import InputError
 
-    key = (str(model_path), str(thresholds), str(priors), str(inpaint_model), inpaint_classes)
+    key = (str(model_path), str(thresholds), str(priors), str(inpaint_model), inpaint_classes, runtime)
     if key not in _WORKER:
-        _WORKER[key] = _build(model_path, folder, thresholds, priors, inpaint_model, inpaint_classes)
+        _WORKER[key] = _build(model_path, folder, thresholds, priors, inpaint_model, inpaint_classes, runtime)
     try:
         return str(path), str(_WORKER[key].process(Path(path), options)), None
     except InputError as exc:
@@ -143,7 +146,8 @@ def main(argv=None) -> int:
                              compress=args.compress, saturation=args.saturation,
                              bad_pixel_mask=args.bad_pixel_mask,
                              settings=TileSettings(args.tile, args.margin, args.blend, args.batch_size))
-    job_args = (options, model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes)
+    job_args = (options, model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes,
+                args.runtime)
     results = []
     try:
         if args.scheduler:
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
                     results.append(future.result())
                     bar.update(1)
         else:
-            predictor = _build(model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes)
+            predictor = _build(*job_args[1:])
             single = len(files) == 1
             total = predictor.tiles(files[0], options) if single else len(files)
             with tqdm(total=total, desc="tiles" if single else "files", disable=args.quiet,

@@ -144,6 +144,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=[4096, 10000], help="frame sides, px")
     parser.add_argument("--cutouts", type=int, default=100, help="256 x 256 files (0: none)")
     parser.add_argument("--tile", type=int, help="predict.py's --tile (default: its default)")
+    parser.add_argument("--runtime", help="predict.py's --runtime (default: its default)")
     parser.add_argument("--peak-gflops", type=float, help="the CPU's fp32 peak (default: estimated)")
     parser.add_argument("--keep", type=Path, help="make the inputs here, or reuse those already here")
     args = parser.parse_args()
@@ -151,6 +152,9 @@ def main() -> int:
         print(f"error: {TIME} (GNU time) is needed to measure each process's peak memory (Debian: time)",
               file=sys.stderr)
         return 2
+
+    import numpy as np
+    from astropy.io import fits
 
     from segnet.model import count_flops_per_pixel
     from segnet.run_folder import load_model, resolve_model
@@ -176,6 +180,16 @@ def main() -> int:
     out = work / "out"
     out.mkdir(exist_ok=True)
     tile = ["--tile", str(args.tile)] if args.tile else []
+    tile += ["--runtime", args.runtime] if args.runtime else []
+    tiny = work / "tiny_128.fits"
+    if not tiny.is_file():
+        rng = np.random.default_rng(0)
+        fits.PrimaryHDU((1000 + 10 * rng.standard_normal((128, 128))).astype(np.float32)).writeto(tiny)
+    helps = [run([sys.executable, "predict.py", "--help"])[0] for _ in range(3)]
+    starts = [run([sys.executable, "predict.py", str(tiny), "-o", str(out), "--overwrite", "--quiet", *tile])
+              for _ in range(3)]
+    print(f"predict.py --help: {', '.join(f'{t:.2f}' for t in helps)} s; whole process on a 128x128 frame "
+          f"(start-up, model load, one tile, writing): {', '.join(f'{t:.2f} s {m:.0f} MB' for t, m in starts)}")
     print(f"model {model_path} ({flops / 1e3:.1f} kFLOP per pixel); {os.cpu_count()} cores, fp32 peak "
           f"{peak:.0f} GFLOP/s; whole processes, wall time and peak RSS")
     for name, path, mpix in inputs:

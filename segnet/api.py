@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet.inference import TileSettings, mirror_to, model_multiple, predict_frame
+from segnet.inference import TileSettings, mirror_to, predict_frame
 
 
 @dataclass
@@ -102,11 +102,11 @@ class Masker:
         (``batch_size`` at a time); each is normalised on its own, as ``masker(image)``
         does, and larger ones are masked one by one with the tiles.
         """
-        from segnet.dataset import network_input
+        from segnet.normalize import network_input
 
         unpacked = [_unpack(image, None) for image in images]
         results: list[MaskResult | None] = [None] * len(unpacked)
-        multiple = model_multiple(self.predictor.model)
+        multiple = self.predictor.network.multiple
         groups: dict[tuple, list[int]] = {}
         for i, (data, unit, _) in enumerate(unpacked):
             if _constant(data):
@@ -127,9 +127,9 @@ class Masker:
                     xi, inv = network_input(data, saturated=bad)
                     x[b, ..., 0] = mirror_to(xi, padded)
                     invalid.append(inv)
-                out = np.asarray(self.predictor.network.predict_on_batch(x))
+                out = self.predictor.network.predict_planes(x)
                 for b, i in enumerate(chunk):
-                    prob = np.moveaxis(out[b, :shape[0], :shape[1]], -1, 0).astype(np.float32)
+                    prob = np.array(out[b, :, :shape[0], :shape[1]], np.float32)
                     prob[:, invalid[b]] = 0.0
                     if transform is not None:
                         prob = transform(prob).astype(np.float32)
@@ -176,7 +176,8 @@ def _unpack(image, bad_pixels):
 
 
 def load_masker(model: str | Path | None = None, *, thresholds: str | Path | None = None,
-                priors: str | Path | None = None, settings: TileSettings | None = None) -> Masker:
+                priors: str | Path | None = None, settings: TileSettings | None = None,
+                runtime: str = "auto") -> Masker:
     """Load a model for masking images in memory.
 
     Parameters
@@ -186,6 +187,8 @@ def load_masker(model: str | Path | None = None, *, thresholds: str | Path | Non
     priors : YAML file of class -> expected pixel fraction, or "auto" (each image's own, by EM), or None.
     settings : the tiles (``segnet.inference.TileSettings``: largest side, context margin, blended
         overlap); default ``predict.py``'s. Smaller tiles use less memory.
+    runtime : what runs the network: "auto" (ONNX Runtime if installed, else Keras), "onnx" or "keras";
+        the same probabilities either way (``segnet.runtime``).
 
     Returns
     -------
@@ -196,7 +199,7 @@ def load_masker(model: str | Path | None = None, *, thresholds: str | Path | Non
 
     model_path, folder = resolve_model(model or DEFAULT_MODEL_DIR)
     predictor = FramePredictor(model_path, folder, thresholds_file=None if thresholds is None else Path(thresholds),
-                               priors_file=None if priors is None else Path(priors))
+                               priors_file=None if priors is None else Path(priors), runtime=runtime)
     settings = settings or TileSettings()
-    settings.check(model_multiple(predictor.model))
+    settings.check(predictor.network.multiple)
     return Masker(predictor, settings)

@@ -41,7 +41,10 @@ __all__ = ["PixelCalibration", "CalibrationFit", "CalibrationError", "neighbour_
            "folder_calibration", "train_mlp", "context_means", "FILE_NAME"]
 
 FILE_NAME = "calibration.yaml"
-P_CLIP = 1e-6            # logits are clipped at +-13.8
+P_CLIP = 1e-6            # logits are clipped below at -13.8
+P_CLIP_HIGH = 1e-4       # ... and above at +9.2: float32 holds 1 - p to 6e-8 only, so a higher cut would let
+                         # last-bit differences of p between runtimes move the logit by up to 0.06
+LEGACY_CLIP_HIGH = 1e-6  # the upper cut of calibration files that do not record theirs
 MIN_POSITIVES = 20       # fewer positives in the fitting tiles: the class keeps the network's output
 HIDDEN = 32              # units in each of the two hidden layers
 EPOCHS = 80              # passes over the sampled pixels (about 5,000 Adam steps for 100 tiles)
@@ -65,12 +68,12 @@ def _valid_context(context) -> bool:
     return isinstance(context, int) and not isinstance(context, bool) and context >= 0 and (context == 0 or context % 2)
 
 
-def pixel_features(prob: np.ndarray, near: np.ndarray, context: int) -> np.ndarray:
+def pixel_features(prob: np.ndarray, near: np.ndarray, context: int, clip_high: float = P_CLIP_HIGH) -> np.ndarray:
     """(len(feature_names(classes, context)), ny, nx) float32: the perceptron's inputs for a tile.
 
     prob: the network's (n_class, ny, nx) outputs; near: the input's ``neighbour_features``.
     """
-    logits = _logits(prob)
+    logits = _logits(prob, clip_high)
     box = [context_means(logits, context)] if context else []
     return np.concatenate([logits, np.asarray(near, np.float32), *box])
 
@@ -114,9 +117,9 @@ def _round6(v) -> float:
     return float(f"{float(v):.6g}")
 
 
-def _logits(prob: np.ndarray) -> np.ndarray:
-    """float32 ``log(p / (1 - p))``, p clipped to [P_CLIP, 1 - P_CLIP]."""
-    p = np.clip(np.asarray(prob, np.float32), P_CLIP, 1 - P_CLIP)
+def _logits(prob: np.ndarray, clip_high: float = P_CLIP_HIGH) -> np.ndarray:
+    """float32 ``log(p / (1 - p))``, p clipped to [P_CLIP, 1 - clip_high]."""
+    p = np.clip(np.asarray(prob, np.float32), P_CLIP, 1 - clip_high)
     out = np.subtract(np.float32(1), p)
     np.divide(p, out, out=out)
     return np.log(out, out=out)
@@ -136,6 +139,7 @@ class PixelCalibration:
     passthrough: tuple[str, ...] = ()
     tiles: int = 0                # validation tiles it was fitted on (for the record)
     context: int = 0              # box side of the averaged-logit features; 0: none
+    clip_high: float = P_CLIP_HIGH  # the logits' upper cut is log((1 - clip_high) / clip_high)
 
     def __post_init__(self):
         if not _valid_context(self.context):
@@ -177,7 +181,7 @@ class PixelCalibration:
         if not self.layers:
             return prob.astype(np.float32)
         # Features as rows, pixels as columns: every layer is one BLAS call over the tile.
-        features = pixel_features(prob, near, self.context)
+        features = pixel_features(prob, near, self.context, self.clip_high)
         h = features.reshape(len(features), -1)
         for i, (w, b) in enumerate(self.layers):
             h = w.astype(np.float32) @ h
@@ -211,7 +215,7 @@ class PixelCalibration:
 
     # --- File form.
     def save(self, path: Path, *, note: str = "") -> None:
-        data = {"tiles": int(self.tiles), "context": int(self.context),
+        data = {"tiles": int(self.tiles), "context": int(self.context), "clip_high": float(self.clip_high),
                 "features": feature_names(self.classes, self.context), "classes": list(self.classes),
                 "passthrough": list(self.passthrough),
                 "layers": [{"weights": [[_round6(v) for v in row] for row in w], "bias": [_round6(v) for v in b]}
@@ -255,9 +259,12 @@ class PixelCalibration:
             w, b = _numbers(w, path, f"layers[{i}].weights", 2), _numbers(b, path, f"layers[{i}].bias", 1)
             parsed.append((w, b))
         tiles = data.get("tiles", 0)
+        clip_high = data.get("clip_high", LEGACY_CLIP_HIGH)
+        if isinstance(clip_high, bool) or not isinstance(clip_high, (int, float)) or not 0 < clip_high < 0.5:
+            raise CalibrationError(f"{path}: clip_high: expected a number in (0, 0.5), got {clip_high!r}")
         try:
             return cls(tuple(classes), tuple(parsed), tuple(passthrough), int(tiles) if isinstance(tiles, int) else 0,
-                       context)
+                       context, float(clip_high))
         except CalibrationError as exc:
             raise CalibrationError(f"{path}: {exc}") from None
 
@@ -288,7 +295,7 @@ def _calibration_head(calibration: PixelCalibration):
 
         def call(self, x, prob):
             # As neighbour_features and apply, in keras.ops (any backend).
-            p = ops.clip(prob, P_CLIP, 1 - P_CLIP)
+            p = ops.clip(prob, P_CLIP, 1 - calibration.clip_high)
             image = x[..., 0]
             padded = ops.pad(image, [[0, 0], [1, 1], [1, 1]], mode="symmetric")
             ring = [padded[:, 1 + dy:(dy - 1) or None, 1 + dx:(dx - 1) or None] for dy, dx in _OFFSETS]

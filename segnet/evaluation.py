@@ -15,7 +15,8 @@ import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.calibration import CalibrationFit, PixelCalibration
-from segnet.dataset import known_truth, network_input
+from segnet.dataset import known_truth
+from segnet.normalize import network_input
 from segnet.metrics import FPR_POINTS, ClassMetrics, dilate3x3
 
 ALL = "all"

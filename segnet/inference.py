@@ -76,7 +76,7 @@ def _round_up(n: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class TileSettings:
-    tile: int = 2560     # largest input side of a tile, px (a multiple of 2**depth)
+    tile: int = 1024     # largest input side of a tile, px (a multiple of 2**depth): bounds the memory
     margin: int = 64     # context kept around each core, px (a multiple of 2**depth)
     blend: int = 32      # overlap of neighbouring cores, blended linearly, px
     batch_size: int = 1  # tiles per forward pass: the memory bound
@@ -94,7 +94,9 @@ class TileSettings:
 
 
 def model_multiple(model) -> int:
-    """2**depth of a SegNet (its padding layer's multiple); 1 for other models."""
+    """2**depth of a SegNet (its padding layer's multiple, or a serving network's ``multiple``); 1 for others."""
+    if hasattr(model, "multiple"):
+        return int(model.multiple)
     for layer in model.layers:
         if hasattr(layer, "multiple"):
             return int(layer.multiple)
@@ -107,7 +109,8 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
 
     Parameters
     ----------
-    model : a Keras model, (b, ny, nx, 1) -> (b, ny, nx, n_class).
+    model : a Keras model, (b, ny, nx, 1) -> (b, ny, nx, n_class), or a serving network
+        (``segnet.runtime``), (b, ny, nx, 1) -> (b, n_class, ny, nx).
     image : (ny, nx) array-like, read by slices (numpy array, memmap, FITS ``section``).
     out : (n_class, ny, nx) float array filled with zeros (a memmap is fine); receives the
         probabilities, 0 on non-finite input pixels.
@@ -119,7 +122,7 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
     """
-    from segnet.dataset import to_network  # here, not at the top: TileSettings alone must import fast (--help)
+    from segnet.normalize import to_network
 
     settings.check(model_multiple(model))  # before the (slow) grid
     if calibration is not None:
@@ -164,6 +167,7 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
               progress=None) -> None:
     """The tile loop that prediction and inpainting share: cut, run the model, blend into ``out``.
 
+    ``model`` is a Keras model or a serving network with ``predict_planes`` (``segnet.runtime``).
     ``encode(ys, xs)`` returns the network input of the input window ``(ys, xs)``,
     ``(h, w, c)`` float32, and a state for ``decode``; ``decode(p, state, cy, cx)``
     turns the model's output over the tile's core, ``(k, hc, wc)`` (``cy, cx``: the
@@ -171,6 +175,8 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
     """
     multiple = model_multiple(model)
     settings.check(multiple)
+    forward = getattr(model, "predict_planes", None) or (
+        lambda x: np.moveaxis(np.asarray(model.predict_on_batch(x)), -1, 1))  # (b, k, h, w)
     rows, cols = plan_axes(shape, settings, multiple)
     # One input shape for every tile of the frame (one traced graph): the longest window, rounded up.
     tile_y, tile_x = (max(_round_up(s.in1 - s.in0, multiple) for s in spans) for spans in (rows, cols))
@@ -186,11 +192,11 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
             x[b] = mirror_to(window, (tile_y, tile_x))
             states.append(state)
             origins.append((ys.start, xs.start))
-        result = np.asarray(model.predict_on_batch(x))
+        result = forward(x)
         for b, (r, c) in enumerate(batch):
             y0, x0 = origins[b]
             cy, cx = slice(r.core0 - y0, r.core1 - y0), slice(c.core0 - x0, c.core1 - x0)
-            p = np.asarray(decode(np.moveaxis(result[b, cy, cx, :], -1, 0), states[b], cy, cx), np.float32)
+            p = np.asarray(decode(result[b, :, cy, cx], states[b], cy, cx), np.float32)
             # Weights differ from 1 only on the ramps: scale those rows and columns in place.
             wy, wx = axis_weights(r, settings.blend), axis_weights(c, settings.blend)
             ramp_y, ramp_x = np.flatnonzero(wy != 1), np.flatnonzero(wx != 1)

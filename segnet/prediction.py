@@ -56,17 +56,16 @@ class PredictOptions:
 
 class FramePredictor:
     def __init__(self, model_path: Path, folder: Path, *, thresholds_file: Path | None = None,
-                 priors_file: Path | None = None, inpaint_model: Path | None = None, inpaint_classes=None):
-        from segnet.model import fold_batch_norm, model_class_names
-        from segnet.run_folder import load_model, software_version
+                 priors_file: Path | None = None, inpaint_model: Path | None = None, inpaint_classes=None,
+                 runtime: str = "auto"):
+        from segnet.run_folder import software_version
+        from segnet.runtime import load_network
 
         self.model_path = Path(model_path)
-        # Batch normalisation folded into the convolutions: same output, less memory traffic.
-        self.model = fold_batch_norm(load_model(self.model_path))
-        self.classes = tuple(model_class_names(self.model))
+        # The calibrated network: the exported ONNX graph when it matches the .keras file, else Keras.
+        self.network, self.runtime = load_network(self.model_path, folder, runtime)
+        self.classes = self.network.classes
         self.calibration = folder_calibration(folder, self.classes)
-        # The calibration joins the network's graph once, not once per frame.
-        self.network = self.calibration.attach(self.model) if self.calibration else self.model
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         # --priors FILE: fixed expected fractions; --priors auto: each frame's own, by EM (segnet.priors).
         self.auto_priors = priors_file is not None and str(priors_file) == AUTO_PRIORS
@@ -85,6 +84,7 @@ class FramePredictor:
             "SWVERSN": (software_version()[:68], "software version (git describe)"),
             "THRESRC": (self.threshold_source[-68:], "where the thresholds come from"),
             "CALIBRAT": (self.calibration is not None, "pixel calibration (calibration.yaml) applied"),
+            "RUNTIME": (self.runtime[:68], "what ran the network"),
         }
 
     def _thresholds(self, folder: Path, thresholds_file: Path | None):
@@ -159,7 +159,7 @@ class FramePredictor:
         try:
             with open_input(path) as hdul:
                 planes = select_planes(path, hdul, options.hdu, options.all_hdus)
-                models = [self.model] + ([self.inpainter.model] if self.inpainter else [])
+                models = [self.network] + ([self.inpainter.model] if self.inpainter else [])
                 return sum(count_tiles(p.shape, options.settings, model_multiple(m)) for p in planes for m in models)
         except InputError:
             return 0

@@ -107,7 +107,8 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
     return f"""# Model card: {dest.name}
 
 Shipped from `{run}` by `python -m segnet.shipping`. Files: `model.keras` (weights, no optimiser
-state), `config.yaml` (the resolved training config), `classes.yaml`, `class_fractions.yaml`
+state), `model.onnx` (the same network with its pixel calibration, what `predict.py` runs through
+OpenVINO or ONNX Runtime; `segnet/onnx_export.py`), `config.yaml` (the resolved training config), `classes.yaml`, `class_fractions.yaml`
 (training class proportions, used by `predict.py --priors`), `thresholds.yaml` (per class,
 MCC-optimal), {calibration}`history.csv` and `training_curve.png`, `evaluation/` (from `evaluate.py`).
 
@@ -180,6 +181,7 @@ def ship(run: Path, dest: Path, *, hardware: str, notes: str = "", overwrite: bo
             (dest / name).unlink()  # an older model's calibration must not meet these thresholds
     for name in EVALUATION:
         shutil.copyfile(folder / "evaluation" / name, dest / "evaluation" / name)
+    write_onnx(dest / "model.keras", dest)
     plot_history(read_history(dest / "history.csv"), dest / "training_curve.png")
     card = dest / "MODEL_CARD.md"
     card.write_text(model_card(run, dest, model, hardware=hardware, notes=notes))
@@ -187,6 +189,16 @@ def ship(run: Path, dest: Path, *, hardware: str, notes: str = "", overwrite: bo
     if size > MAX_MB:
         raise ShippingError(f"{dest}: {size:.1f} MB, over the {MAX_MB:g} MB a shipped model may take")
     return card
+
+
+def write_onnx(model_path: Path, folder: Path) -> Path:
+    """``folder/model.onnx``: the model and its folder's calibration as one ONNX graph, what prediction runs."""
+    from segnet.runtime import ONNX_NAME, export_folder
+
+    target = Path(folder) / ONNX_NAME
+    with atomic_path(target, suffix=".onnx") as tmp:
+        Path(tmp).write_bytes(export_folder(Path(model_path), Path(folder)).SerializeToString())
+    return target
 
 
 def _save_without_optimizer(model, path: Path) -> None:

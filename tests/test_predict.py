@@ -97,7 +97,7 @@ def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
 
 def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
     from segnet.calibration import PixelCalibration
-    from segnet.dataset import to_network
+    from segnet.normalize import to_network
     from segnet.normalize import BackgroundGrid
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibrated = tmp_path / "calibrated"

@@ -196,6 +196,45 @@ def test_warm_start_copies_layers_and_the_head_columns_of_shared_classes():
     assert transfer_weights(old, other).skipped
 
 
+def test_a_narrower_model_starts_from_the_strongest_channels():
+    """Channels whose normalisation scale is 0 output exactly 0: dropping them must not change the output.
+
+    One kept set per level for the channels a pooling switch carries (the encoder's last
+    convolution and the decoder convolution that feeds that level's unpooling), others
+    chosen independently: the pruned model must then compute exactly what the wide one does.
+    """
+    import keras
+    from segnet.model import build_segnet
+    from segnet.warm_start import transfer_weights
+
+    keras.utils.set_random_seed(3)
+    wide = build_segnet(class_names=["CR", "OBJ"], depth=2, base_filters=6, convs_per_level=2)
+    narrow = build_segnet(class_names=["CR", "OBJ"], depth=2, base_filters=4, convs_per_level=2)
+    rng = np.random.default_rng(4)
+    level = {k: rng.choice(6 * 2 ** (k - 1), 4 * 2 ** (k - 1), replace=False) for k in (1, 2)}
+    kept = {"enc1_bn2": level[1], "dec2_bn2": level[1], "enc2_bn2": level[2]}
+    for layer in wide.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            keep = kept.get(layer.name, rng.choice(n, n * 2 // 3, replace=False))
+            gamma, beta, mean = (rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n))
+            drop = np.setdiff1d(np.arange(n), keep)
+            if layer.name == "dec2_bn2":
+                # Strong, but unpooling pairs them with level 1's dropped switches: the kept
+                # ones must be level 1's, not this layer's strongest. Inert: dec1_conv1 ignores them.
+                gamma[drop] = 5.0
+                kernel = wide.get_layer("dec1_conv1").get_weights()[0]
+                kernel[:, :, drop, :] = 0.0
+                wide.get_layer("dec1_conv1").set_weights([kernel])
+            else:
+                gamma[drop] = beta[drop] = mean[drop] = 0.0   # these channels output exactly 0
+            layer.set_weights([gamma, beta, mean, rng.uniform(0.5, 2.0, n)])
+    report = transfer_weights(wide, narrow)
+    assert len(report.pruned) == 16 and not report.skipped and report.head_classes == ["CR", "OBJ"]
+    x = rng.standard_normal((1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(narrow.predict_on_batch(x), wide.predict_on_batch(x), atol=1e-5)
+
+
 def test_a_run_starts_from_a_trained_model_and_says_so(tmp_path, capsys):
     first = tmp_path / "first"
     cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 2})
