@@ -27,6 +27,7 @@ reports the median time.
 Writes ``peers.md`` (the command and every table), ``peers.csv`` (table, class, tool,
 metric, value) and ``roc.png`` (one panel per class, every tool) into ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,13 +56,14 @@ if str(ROOT) not in sys.path:
 
 from segnet.metrics import spread, unspread  # noqa: E402  (after ROOT joins sys.path)
 
-FPR_POINTS = (1e-3, 5e-3)       # the false-positive rates the tables quote
-MAXIMASK_BATCH = 8              # blocks of 400x400 per forward pass (its CLI's default)
-SIGCLIP_DEFAULT = 4.5           # astroscrappy's default; L.A.Cosmic's own
+FPR_POINTS = (1e-3, 5e-3)  # the false-positive rates the tables quote
+MAXIMASK_BATCH = 8  # blocks of 400x400 per forward pass (its CLI's default)
+SIGCLIP_DEFAULT = 4.5  # astroscrappy's default; L.A.Cosmic's own
 SIGCLIP_SWEEP = (2.0, 3.0, 4.0, 4.5, 5.0, 6.0, 8.0, 12.0, 20.0, 40.0)  # evaluate.py's sweep
 
 
 # --- What every tool is fed -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -86,6 +88,7 @@ class Camera:
         (default 0: a calibrated frame), SATURATE (default 65535), and the simulator's
         SKYSUB / SKYLEVEL (e-) for sky-subtracted products, whose bias is already gone.
         """
+
         def get(key, default):
             value = header.get(key, default)
             return value[0] if isinstance(value, tuple) else value
@@ -103,8 +106,8 @@ class Camera:
 
 @dataclass
 class Frame:
-    image: np.ndarray       # (ny, nx) float32, ADU, as in the file or as simulated
-    saturated: np.ndarray   # (ny, nx) bool
+    image: np.ndarray  # (ny, nx) float32, ADU, as in the file or as simulated
+    saturated: np.ndarray  # (ny, nx) bool
     camera: Camera
 
 
@@ -145,6 +148,7 @@ def at_half(prob: np.ndarray, threshold: float) -> np.ndarray:
 
 # --- The tools: one small adapter each ---------------------------------------------------
 
+
 class Tool:
     """How a tool is loaded (not timed), fed and read.
 
@@ -153,12 +157,12 @@ class Tool:
     Both return {our class name: (ny, nx) score in [0, 1]}.
     """
 
-    key = ""                        # name on the command line
-    name = ""                       # name in the tables
-    modules: tuple[str, ...] = ()   # what must be importable
+    key = ""  # name on the command line
+    name = ""  # name in the tables
+    modules: tuple[str, ...] = ()  # what must be importable
     install = "pip install -r bench/requirements-peers.txt (see bench/README.md)"
     classes: tuple[str, ...] = ("CR",)
-    min_side = 1                    # px
+    min_side = 1  # px
 
     def __init__(self, spec: dict):
         self.thresholds: dict[str, float] = {}
@@ -246,8 +250,7 @@ class MaxiMask(Tool):
         self.abbr = list(Inference.class_abbr)
         own = dict(zip(self.abbr, (float(t) for t in config("classes.thresh"))))
         # All 14 outputs, prior-modified, unthresholded.
-        self.inference = Inference(None, None, np.ones(n, bool), config("classes.priors"), None, False,
-                                   MAXIMASK_BATCH)
+        self.inference = Inference(None, None, np.ones(n, bool), config("classes.priors"), None, False, MAXIMASK_BATCH)
         self.net = tf.saved_model.load(str(here / "model"))
         self.image_norm = utils.image_norm
         self.own_thresholds = own
@@ -260,12 +263,13 @@ class MaxiMask(Tool):
         out = np.zeros((ny, nx, len(self.abbr)), np.float32)
         blocks = self.inference.get_block_coords(ny, nx)
         for i in range(0, len(blocks), MAXIMASK_BATCH):
-            self.inference.process_batch(image, out, self.net, blocks[i:i + MAXIMASK_BATCH])
+            self.inference.process_batch(image, out, self.net, blocks[i : i + MAXIMASK_BATCH])
         planes = dict(zip(self.abbr, np.moveaxis(out, -1, 0)))
         scores = {ours: planes[theirs] for ours, theirs in self.OWN.items()}
         # Its HCL and DCL classes cover lines as well as columns.
-        scores["BLN"] = np.maximum(at_half(planes["HCL"], self.own_thresholds["HCL"]),
-                                   at_half(planes["DCL"], self.own_thresholds["DCL"]))
+        scores["BLN"] = np.maximum(
+            at_half(planes["HCL"], self.own_thresholds["HCL"]), at_half(planes["DCL"], self.own_thresholds["DCL"])
+        )
         return scores
 
 
@@ -356,8 +360,14 @@ class Astroscrappy(LACosmicSweep):
     def mask(self, frame, sigclip):
         data, background, saturation = lacosmic_data(frame)
         inbkg = None if background is None else np.full(data.shape, background, np.float32)
-        mask, _ = self.detect(data, inbkg=inbkg, gain=frame.camera.gain, readnoise=frame.camera.read_noise,
-                              satlevel=saturation, sigclip=sigclip)
+        mask, _ = self.detect(
+            data,
+            inbkg=inbkg,
+            gain=frame.camera.gain,
+            readnoise=frame.camera.read_noise,
+            satlevel=saturation,
+            sigclip=sigclip,
+        )
         return mask
 
 
@@ -376,10 +386,16 @@ class LACosmic(LACosmicSweep):
 
     def mask(self, frame, sigclip):
         data, background, saturation = lacosmic_data(frame)
-        _, mask = self.remove_cosmics(data, self.CONTRAST, sigclip, self.SIGFRAC * sigclip,
-                                      background=background, effective_gain=frame.camera.gain,
-                                      readnoise=frame.camera.read_noise,
-                                      mask=frame.saturated | (data >= saturation))
+        _, mask = self.remove_cosmics(
+            data,
+            self.CONTRAST,
+            sigclip,
+            self.SIGFRAC * sigclip,
+            background=background,
+            effective_gain=frame.camera.gain,
+            readnoise=frame.camera.read_noise,
+            mask=frame.saturated | (data >= saturation),
+        )
         return mask
 
 
@@ -401,6 +417,7 @@ def missing_module(tool) -> str | None:
 
 
 # --- The child process: one tool, every frame -----------------------------------------------
+
 
 def save_frame(path: Path, frame: Frame) -> None:
     np.savez(path, image=frame.image, saturated=frame.saturated, camera=json.dumps(asdict(frame.camera)))
@@ -440,20 +457,27 @@ def run_child(spec_path: Path) -> int:
         if spec["save"]:
             scores = tool.refine(frame, scores)
             np.savez(out / f"{i:04d}.npz", **{c: np.clip(np.asarray(s, np.float32), 0, 1) for c, s in scores.items()})
-    result = {"classes": list(tool.classes), "thresholds": {c: float(tool.thresholds[c]) for c in tool.classes},
-              "seconds": seconds, "pixels": pixels, "frames": len(paths),
-              "peak_mb": peak_rss_mb(), "loaded_mb": loaded_mb}
+    result = {
+        "classes": list(tool.classes),
+        "thresholds": {c: float(tool.thresholds[c]) for c in tool.classes},
+        "seconds": seconds,
+        "pixels": pixels,
+        "frames": len(paths),
+        "peak_mb": peak_rss_mb(),
+        "loaded_mb": loaded_mb,
+    }
     (out / "result.json").write_text(json.dumps(result))
     return 0
 
 
 # --- The parent: frames, children, metrics, tables ------------------------------------------
 
+
 @dataclass
 class FrameRecord:
-    path: Path               # the saved Frame (npz)
-    truth: Path | None       # saved truth and valid map (simulated frames)
-    label: str               # "sim 3 (optical_sparse)" or the FITS file name
+    path: Path  # the saved Frame (npz)
+    truth: Path | None  # saved truth and valid map (simulated frames)
+    label: str  # "sim 3 (optical_sparse)" or the FITS file name
     shape: tuple[int, int]
 
 
@@ -494,8 +518,9 @@ def read_fits_frames(paths, workdir: Path) -> list[FrameRecord]:
             image = np.asarray(plane.data[:, :], dtype=np.float32)
             header = plane.header
             camera = Camera.from_header(header)
-        saturated = np.isfinite(image) & (image >= camera.saturation) if "SATURATE" in header else \
-            np.zeros(image.shape, bool)
+        saturated = (
+            np.isfinite(image) & (image >= camera.saturation) if "SATURATE" in header else np.zeros(image.shape, bool)
+        )
         path = workdir / f"fits{k:04d}.npz"
         save_frame(path, Frame(image, saturated, camera))
         records.append(FrameRecord(path, None, Path(name).name, image.shape))
@@ -506,13 +531,24 @@ def run_tool(key: str, records, workdir: Path, model: tuple[Path, Path], *, save
     """Run one tool in a child process; its result, or {"error": one line}."""
     out = workdir / key
     out.mkdir(exist_ok=True)
-    spec = {"tool": key, "frames": [str(r.path) for r in records], "out": str(out), "save": save,
-            "model": str(model[0].resolve()), "model_folder": str(model[1].resolve())}
+    spec = {
+        "tool": key,
+        "frames": [str(r.path) for r in records],
+        "out": str(out),
+        "save": save,
+        "model": str(model[0].resolve()),
+        "model_folder": str(model[1].resolve()),
+    }
     spec_path = workdir / f"{key}.spec.json"
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
-                          capture_output=True, text=True, env=env, cwd=workdir)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
     if proc.returncode != 0 or not (out / "result.json").is_file():
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
         return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
@@ -551,10 +587,9 @@ def flagged_fractions(key: str, result: dict, records, workdir: Path) -> dict[st
     return {c: v / total for c, v in flagged.items()} if total else {}
 
 
-METRIC_COLUMNS = ([f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS])
+METRIC_COLUMNS = [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
 CLASS_COLUMNS = ["AUC"] + METRIC_COLUMNS + ["best MCC", "MCC threshold", "default threshold", "MCC@default"]
-SPEED_COLUMNS = ["frames", "Mpix", "seconds", "Mpix/s", "peak MB", "loaded MB", "speed ours/tool",
-                 "peak MB ours/tool"]
+SPEED_COLUMNS = ["frames", "Mpix", "seconds", "Mpix/s", "peak MB", "loaded MB", "speed ours/tool", "peak MB ours/tool"]
 
 
 def class_rows(summary, default_threshold: float) -> dict:
@@ -563,8 +598,11 @@ def class_rows(summary, default_threshold: float) -> dict:
     row = {c: rows[c] for c in ["AUC"] + METRIC_COLUMNS + ["best MCC"]}
     row["MCC threshold"] = float(unspread(rows["MCC threshold"]))
     row["default threshold"] = default_threshold
-    row["MCC@default"] = (float(summary.mcc_curve()[threshold_index(summary, default_threshold)])
-                          if summary.n_pos and summary.n_neg else float("nan"))
+    row["MCC@default"] = (
+        float(summary.mcc_curve()[threshold_index(summary, default_threshold)])
+        if summary.n_pos and summary.n_neg
+        else float("nan")
+    )
     return row
 
 
@@ -579,10 +617,14 @@ def speed_rows(results: dict) -> dict:
     for key, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         mpix = runs[0]["pixels"] / 1e6
-        table[TOOLS[key].name] = {"frames": runs[0]["frames"], "Mpix": mpix, "seconds": seconds,
-                                  "Mpix/s": mpix / seconds if seconds > 0 else float("nan"),
-                                  "peak MB": max(r["peak_mb"] for r in runs),
-                                  "loaded MB": max(r["loaded_mb"] for r in runs)}
+        table[TOOLS[key].name] = {
+            "frames": runs[0]["frames"],
+            "Mpix": mpix,
+            "seconds": seconds,
+            "Mpix/s": mpix / seconds if seconds > 0 else float("nan"),
+            "peak MB": max(r["peak_mb"] for r in runs),
+            "loaded MB": max(r["loaded_mb"] for r in runs),
+        }
     ours = table.get(Ours.name)
     for row in table.values():
         row["speed ours/tool"] = ours["Mpix/s"] / row["Mpix/s"] if ours else float("nan")
@@ -600,8 +642,15 @@ def fmt(value, digits: int = 4) -> str:
     return f"{value + 0.0 if round(value, digits) else 0.0:.{digits}f}"  # no "-0.0000"
 
 
-SPEED_FORMATS = {"Mpix": 3, "seconds": 2, "Mpix/s": 3, "peak MB": 0, "loaded MB": 0, "speed ours/tool": 2,
-                 "peak MB ours/tool": 2}
+SPEED_FORMATS = {
+    "Mpix": 3,
+    "seconds": 2,
+    "Mpix/s": 3,
+    "peak MB": 0,
+    "loaded MB": 0,
+    "speed ours/tool": 2,
+    "peak MB ours/tool": 2,
+}
 
 
 def markdown_table(first: str, columns, rows: dict, formats=None) -> str:
@@ -613,8 +662,9 @@ def markdown_table(first: str, columns, rows: dict, formats=None) -> str:
         return how(name, value) if callable(how) else fmt(value, how)
 
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(name, c, row.get(c)) for c in columns) + " |"
-              for name, row in rows.items()]
+    lines += [
+        f"| {name} | " + " | ".join(cell(name, c, row.get(c)) for c in columns) + " |" for name, row in rows.items()
+    ]
     return "\n".join(lines)
 
 
@@ -624,11 +674,11 @@ def threshold_cell(tool_name, value):
 
 @dataclass
 class Report:
-    classes: dict      # class -> {tool: row}, rows of CLASS_COLUMNS
-    positives: dict    # class -> (positive pixels, pixels)
-    speed: dict        # tool -> row of SPEED_COLUMNS
-    flagged: dict      # tool -> {class: fraction}
-    skipped: dict      # tool -> why
+    classes: dict  # class -> {tool: row}, rows of CLASS_COLUMNS
+    positives: dict  # class -> (positive pixels, pixels)
+    speed: dict  # tool -> row of SPEED_COLUMNS
+    flagged: dict  # tool -> {class: fraction}
+    skipped: dict  # tool -> why
     header: str
 
     def markdown(self) -> str:
@@ -636,18 +686,26 @@ class Report:
         thresholds = {"MCC threshold": threshold_cell, "default threshold": threshold_cell}
         for name, rows in self.classes.items():
             pos, pix = self.positives[name]
-            parts.append(f"### {name} ({pos:,} positive pixels of {pix:,})\n\n"
-                         + markdown_table("tool", CLASS_COLUMNS, rows, thresholds))
+            parts.append(
+                f"### {name} ({pos:,} positive pixels of {pix:,})\n\n"
+                + markdown_table("tool", CLASS_COLUMNS, rows, thresholds)
+            )
         if self.flagged:
             from data_sim.classes import CLASS_NAMES
+
             names = [c for c in CLASS_NAMES if any(c in row for row in self.flagged.values())]
             percent = {c: (lambda _, v: "–" if v is None else f"{100 * v:.3f}") for c in names}
-            parts.append("### Flagged on the FITS frames at default thresholds (% of valid pixels)\n\n"
-                         + markdown_table("tool", names, self.flagged, percent))
-        parts.append("### Speed and memory\n\n" + markdown_table("tool", SPEED_COLUMNS, self.speed, SPEED_FORMATS)
-                     + "\n\nspeed ours/tool > 1: ours is faster; peak MB ours/tool < 1: ours needs less memory. "
-                       "Peak MB is each child process's own peak resident memory (libraries included); "
-                       "loaded MB, its peak after loading and one warm-up frame.")
+            parts.append(
+                "### Flagged on the FITS frames at default thresholds (% of valid pixels)\n\n"
+                + markdown_table("tool", names, self.flagged, percent)
+            )
+        parts.append(
+            "### Speed and memory\n\n"
+            + markdown_table("tool", SPEED_COLUMNS, self.speed, SPEED_FORMATS)
+            + "\n\nspeed ours/tool > 1: ours is faster; peak MB ours/tool < 1: ours needs less memory. "
+            "Peak MB is each child process's own peak resident memory (libraries included); "
+            "loaded MB, its peak after loading and one warm-up frame."
+        )
         if self.skipped:
             parts.append("Skipped: " + "; ".join(f"{k}: {v}" for k, v in self.skipped.items()))
         return "\n\n".join(parts) + "\n"
@@ -678,7 +736,9 @@ def plot_roc(metrics: dict, results: dict, path: Path) -> None:
             s = m.summary(name)
             if not (s.n_pos and s.n_neg):
                 continue
-            line, = ax.plot(s.fpr, s.tpr, lw=1.5 if key == "ours" else 1.0, label=f"{TOOLS[key].name} ({s.auc():.3f})")
+            (line,) = ax.plot(
+                s.fpr, s.tpr, lw=1.5 if key == "ours" else 1.0, label=f"{TOOLS[key].name} ({s.auc():.3f})"
+            )
             i = threshold_index(s, results[key]["thresholds"][name])
             ax.plot(s.fpr[i], s.tpr[i], "o", ms=4, color=line.get_color())
         roc_axis(ax, name)
@@ -693,15 +753,25 @@ def plot_roc(metrics: dict, results: dict, path: Path) -> None:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="run folder or .keras file (default: latest run, else models/default)")
-    parser.add_argument("--config", help="config whose data section simulates the frames (default: the model's "
-                                         "run folder config.yaml); a bare name is looked up in configs/")
+    parser.add_argument(
+        "--config",
+        help="config whose data section simulates the frames (default: the model's "
+        "run folder config.yaml); a bare name is looked up in configs/",
+    )
     parser.add_argument("--n", type=int, help="simulated frames (default 8; 0 with --frames)")
-    parser.add_argument("--size", type=int, default=512, help="simulated frame side, px (default 512: "
-                                                              "MaxiMask needs >= 400)")
+    parser.add_argument(
+        "--size", type=int, default=512, help="simulated frame side, px (default 512: MaxiMask needs >= 400)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (split 'test'; default 0)")
     parser.add_argument("--frames", nargs="+", default=[], metavar="FITS", help="FITS frames (no truth)")
-    parser.add_argument("--peers", nargs="*", default=PEERS, choices=PEERS + VARIANTS, metavar="PEER",
-                        help=f"peers to run beside ours (default all: {' '.join(PEERS)}; none: ours alone)")
+    parser.add_argument(
+        "--peers",
+        nargs="*",
+        default=PEERS,
+        choices=PEERS + VARIANTS,
+        metavar="PEER",
+        help=f"peers to run beside ours (default all: {' '.join(PEERS)}; none: ours alone)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds, tools interleaved (default 1)")
     parser.add_argument("--out", default=str(ROOT / "out" / "peers"), help="folder for peers.md, peers.csv, roc.png")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -753,11 +823,16 @@ def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     smallest = min(min(r.shape) for r in records)
-    header = (f"## Peers benchmark\n\nmodel: `{model[0]}`; "
-              + (f"{args.n} simulated frames of {args.size}x{args.size} (`{config}`, split 'test', seed {args.seed})"
-                 if args.n else "no simulated frames")
-              + (f"; FITS frames: {', '.join(r.label for r in records if r.truth is None)}" if args.frames else "")
-              + f"; {os.cpu_count()} CPU cores; timing rounds: {args.rounds}.")
+    header = (
+        f"## Peers benchmark\n\nmodel: `{model[0]}`; "
+        + (
+            f"{args.n} simulated frames of {args.size}x{args.size} (`{config}`, split 'test', seed {args.seed})"
+            if args.n
+            else "no simulated frames"
+        )
+        + (f"; FITS frames: {', '.join(r.label for r in records if r.truth is None)}" if args.frames else "")
+        + f"; {os.cpu_count()} CPU cores; timing rounds: {args.rounds}."
+    )
     print(header.split("\n\n", 1)[1], flush=True)
 
     skipped, runnable = {}, []
@@ -785,14 +860,17 @@ def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
                 continue
             results.setdefault(key, []).append(result)
             where = f" (round {round_ + 1})" if args.rounds > 1 else ""
-            print(f"{TOOLS[key].name}{where}: {result['frames']} frames in {result['seconds']:.2f} s "
-                  f"({result['pixels'] / 1e6 / result['seconds']:.3f} Mpix/s), peak {result['peak_mb']:.0f} MB",
-                  flush=True)
+            print(
+                f"{TOOLS[key].name}{where}: {result['frames']} frames in {result['seconds']:.2f} s "
+                f"({result['pixels'] / 1e6 / result['seconds']:.3f} Mpix/s), peak {result['peak_mb']:.0f} MB",
+                flush=True,
+            )
 
     first = {key: runs[0] for key, runs in results.items()}
     metrics = {key: class_metrics(key, r, records, data_classes, workdir) for key, r in first.items()}
     classes, positives = {}, {}
     from data_sim.classes import CLASS_NAMES
+
     for name in CLASS_NAMES:
         rows = {}
         for key, m in metrics.items():

@@ -19,6 +19,7 @@ round, since this machine's speed drifts, with the median, and the fraction of t
 fp32 peak that the network's FLOPs reach (``--peak-gflops``, by default cores x clock x
 64: two AVX-512 FMA units).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ for f in files:
 
 
 TIME = "/usr/bin/time"  # GNU time: its child's own peak RSS (ru_maxrss seen from this process would
-                       # include what this process held when it forked, TensorFlow among it)
+# include what this process held when it forked, TensorFlow among it)
 
 
 API = r"""
@@ -75,8 +75,13 @@ for f, result in zip(files, masker.many(images)):
 def run(cmd: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident MB of one child process, by GNU time (fails loudly if it fails)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        result = subprocess.run([TIME, "-f", "%e %M", "-o", report.name, *cmd], cwd=ROOT, capture_output=True,
-                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        result = subprocess.run(
+            [TIME, "-f", "%e %M", "-o", report.name, *cmd],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(cmd[:3])} ... failed:\n{result.stderr[-3000:]}")
         seconds, kb = report.read().split()[-2:]
@@ -84,13 +89,14 @@ def run(cmd: list[str]) -> tuple[float, float]:
 
 
 def make_frame(path: Path, size: int, model_folder: Path) -> None:
-    """A SIZE x SIZE raw frame stitched from simulated 256 x 256 tiles (bias 1000 ADU), with its camera in the header."""
+    """A SIZE x SIZE raw frame stitched from simulated 256 x 256 tiles (bias 1000 ADU), its camera in the header."""
+    from dataclasses import replace
+
     import numpy as np
     from astropy.io import fits
 
     from data_sim.generator import SampleSource
     from segnet.config import load_run_config
-    from dataclasses import replace
 
     config, _ = load_run_config(model_folder / "config.yaml")
     families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
@@ -103,20 +109,22 @@ def make_frame(path: Path, size: int, model_folder: Path) -> None:
         i, j = divmod(k, n)
         block = sample.image - np.float32(sample.header["BIAS"][0]) + np.float32(1000.0)
         h, w = min(256, size - 256 * i), min(256, size - 256 * j)
-        frame[256 * i:256 * i + h, 256 * j:256 * j + w] = block[:h, :w]
+        frame[256 * i : 256 * i + h, 256 * j : 256 * j + w] = block[:h, :w]
         if k == 0:
             first = sample.header
-    header = fits.Header({"BIAS": 1000.0, "GAIN": first["GAIN"][0], "RDNOISE": first["RDNOISE"][0],
-                          "SATURATE": 65535.0})
+    header = fits.Header(
+        {"BIAS": 1000.0, "GAIN": first["GAIN"][0], "RDNOISE": first["RDNOISE"][0], "SATURATE": 65535.0}
+    )
     fits.PrimaryHDU(frame, header=header).writeto(path, overwrite=True)
 
 
 def make_cutouts(folder: Path, count: int, model_folder: Path) -> None:
     """COUNT simulated raw 256 x 256 files, each with its own camera in its header."""
+    from dataclasses import replace
+
     from data_sim.export import write_sample
     from data_sim.generator import SampleSource
     from segnet.config import load_run_config
-    from dataclasses import replace
 
     config, _ = load_run_config(model_folder / "config.yaml")
     families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
@@ -130,8 +138,11 @@ def make_cutouts(folder: Path, count: int, model_folder: Path) -> None:
 def peak_gflops() -> float:
     """cores x clock (GHz, /proc/cpuinfo) x 64 fp32 FLOP per cycle (two AVX-512 FMA units)."""
     try:
-        mhz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("cpu MHz"))
+        mhz = max(
+            float(line.split(":")[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        )
     except (OSError, ValueError):
         return float("nan")
     return (os.cpu_count() or 1) * mhz / 1e3 * 64
@@ -149,8 +160,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="make the inputs here, or reuse those already here")
     args = parser.parse_args()
     if not Path(TIME).is_file():
-        print(f"error: {TIME} (GNU time) is needed to measure each process's peak memory (Debian: time)",
-              file=sys.stderr)
+        print(
+            f"error: {TIME} (GNU time) is needed to measure each process's peak memory (Debian: time)", file=sys.stderr
+        )
         return 2
 
     import numpy as np
@@ -186,16 +198,24 @@ def main() -> int:
         rng = np.random.default_rng(0)
         fits.PrimaryHDU((1000 + 10 * rng.standard_normal((128, 128))).astype(np.float32)).writeto(tiny)
     helps = [run([sys.executable, "predict.py", "--help"])[0] for _ in range(3)]
-    starts = [run([sys.executable, "predict.py", str(tiny), "-o", str(out), "--overwrite", "--quiet", *tile])
-              for _ in range(3)]
-    print(f"predict.py --help: {', '.join(f'{t:.2f}' for t in helps)} s; whole process on a 128x128 frame "
-          f"(start-up, model load, one tile, writing): {', '.join(f'{t:.2f} s {m:.0f} MB' for t, m in starts)}")
-    print(f"model {model_path} ({flops / 1e3:.1f} kFLOP per pixel); {os.cpu_count()} cores, fp32 peak "
-          f"{peak:.0f} GFLOP/s; whole processes, wall time and peak RSS")
+    starts = [
+        run([sys.executable, "predict.py", str(tiny), "-o", str(out), "--overwrite", "--quiet", *tile])
+        for _ in range(3)
+    ]
+    print(
+        f"predict.py --help: {', '.join(f'{t:.2f}' for t in helps)} s; whole process on a 128x128 frame "
+        f"(start-up, model load, one tile, writing): {', '.join(f'{t:.2f} s {m:.0f} MB' for t, m in starts)}"
+    )
+    print(
+        f"model {model_path} ({flops / 1e3:.1f} kFLOP per pixel); {os.cpu_count()} cores, fp32 peak "
+        f"{peak:.0f} GFLOP/s; whole processes, wall time and peak RSS"
+    )
     for name, path, mpix in inputs:
         ratios = []
-        print(f"\n{name} ({mpix:.1f} Mpix)\n{'round':>5} {'ours s':>8} {'ours MB':>8} {'astro s':>8} {'astro MB':>9} "
-              f"{'speed ratio':>12} {'FLOP share':>11}")
+        print(
+            f"\n{name} ({mpix:.1f} Mpix)\n{'round':>5} {'ours s':>8} {'ours MB':>8} {'astro s':>8} {'astro MB':>9} "
+            f"{'speed ratio':>12} {'FLOP share':>11}"
+        )
         for r in range(args.rounds):
             theirs = run([sys.executable, "-c", ASTROSCRAPPY, str(path), str(out)])
             if path.is_dir():  # cut-outs: through the Python API, batched (segnet.load_masker(...).many)
@@ -204,8 +224,11 @@ def main() -> int:
                 ours = run([sys.executable, "predict.py", str(path), "-o", str(out), "--overwrite", "--quiet", *tile])
             ratios.append(theirs[0] / ours[0])
             share = flops * mpix * 1e6 / ours[0] / (peak * 1e9)
-            print(f"{r + 1:>5} {ours[0]:>8.1f} {ours[1]:>8.0f} {theirs[0]:>8.1f} {theirs[1]:>9.0f} "
-                  f"{ratios[-1]:>12.2f} {share:>11.3f}", flush=True)
+            print(
+                f"{r + 1:>5} {ours[0]:>8.1f} {ours[1]:>8.0f} {theirs[0]:>8.1f} {theirs[1]:>9.0f} "
+                f"{ratios[-1]:>12.2f} {share:>11.3f}",
+                flush=True,
+            )
         print(f"median speed ratio {statistics.median(ratios):.2f} (astroscrappy s / ours s; > 1: ours faster)")
     return 0
 

@@ -31,6 +31,7 @@ also in ``diagnosis.json``):
    background shifted so that their medians are experiment 1's careful ones (the network's
    own estimate keeps its shape across the frame): flags and star-core flags before and after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,14 +75,18 @@ def noise_figures(image, camera, est):
     bkg, sig = [], []
     for y in range(0, ny - 63, 64):
         for x in range(0, nx - 63, 64):
-            box, m = image[y:y + 64, x:x + 64], masked[y:y + 64, x:x + 64]
+            box, m = image[y : y + 64, x : x + 64], masked[y : y + 64, x : x + 64]
             if (~m).sum() > 1000:
                 mean, median, std = sigma_clipped_stats(box[~m], sigma=3.0, maxiters=5)
                 bkg.append(median), sig.append(std)
     careful_b, careful_s = float(np.median(bkg)), float(np.median(sig))
     resid = np.where(masked, np.nan, image - est.background)
-    out = {"normalize_background": float(np.median(est.background)), "careful_background": careful_b,
-           "normalize_sigma": float(np.median(est.sigma)), "careful_sigma": careful_s}
+    out = {
+        "normalize_background": float(np.median(est.background)),
+        "careful_background": careful_b,
+        "normalize_sigma": float(np.median(est.sigma)),
+        "careful_sigma": careful_s,
+    }
     clip = lambda a: a[np.abs(a - np.median(a)) < 5 * 1.4826 * np.median(np.abs(a - np.median(a)))]  # noqa: E731
     var = np.var(clip(resid[np.isfinite(resid)]))
     for lag in (1, 2):
@@ -92,7 +97,7 @@ def noise_figures(image, camera, est):
             if lag == 1 and axis == 1:
                 out["diff_sigma"] = float(np.sqrt(var_d / 2))
     level = careful_b - camera.bias
-    out["poisson_sigma"] = float(np.sqrt(max(level, 0) * camera.gain + camera.read_noise ** 2) / camera.gain)
+    out["poisson_sigma"] = float(np.sqrt(max(level, 0) * camera.gain + camera.read_noise**2) / camera.gain)
     return out
 
 
@@ -101,6 +106,7 @@ def star_flags(stars, prob_cr, threshold, *, prior=None):
     counts = np.zeros((len(SNR_BINS) - 1, 2), int)
     if prior is not None:
         from segnet.metrics import adjust_priors
+
         prob_cr = adjust_priors(prob_cr, prior[0], prior[1])
     flagged = ndimage.maximum(prob_cr, stars.core, index=np.arange(1, stars.n + 1)) if stars.n else np.zeros(0)
     for snr, hit in zip(stars.peak_snr, np.asarray(flagged) >= threshold):
@@ -138,13 +144,13 @@ def add_moffat_stars(image, est, sources, fwhm, rng, per_bin=40):
         for _ in range(per_bin):
             for _attempt in range(50):
                 y, x = int(rng.integers(r + 8, ny - r - 8)), int(rng.integers(r + 8, nx - r - 8))
-                if free[y - r:y + r + 1, x - r:x + r + 1].all():
+                if free[y - r : y + r + 1, x - r : x + r + 1].all():
                     break
             else:
                 continue
             peak_e = target * est.sigma[y, x]
-            out[y - r:y + r + 1, x - r:x + r + 1] += kernel * (peak_e / kernel.max())
-            free[max(y - 3 * r, 0):y + 3 * r + 1, max(x - 3 * r, 0):x + 3 * r + 1] = False
+            out[y - r : y + r + 1, x - r : x + r + 1] += kernel * (peak_e / kernel.max())
+            free[max(y - 3 * r, 0) : y + 3 * r + 1, max(x - 3 * r, 0) : x + 3 * r + 1] = False
             placed.append((y, x, b))
     return out, placed
 
@@ -181,7 +187,7 @@ class Model:
         """Probabilities per class; ``grid`` replaces the background/noise grid (experiment 8)."""
         from unittest import mock
 
-        from segnet import inference
+        import segnet.inference as inference
 
         out = np.zeros((len(self.classes),) + image.shape, np.float32)
         with mock.patch.object(inference, "BackgroundGrid", grid or inference.BackgroundGrid):
@@ -191,6 +197,7 @@ class Model:
 
 def diagnose_frame(entry, frame, model, rng):
     import astroscrappy
+
     from segnet.normalize import normalize_image
     from segnet.real.stars import find_star_cores
 
@@ -208,8 +215,12 @@ def diagnose_frame(entry, frame, model, rng):
     row["star_flags"] = star_flags(stars, prob["CR"], thr).tolist()
     row["star_flags_low_prior"] = star_flags(stars, prob["CR"], thr, prior=(model.train_cr, LOW_CR_PRIOR)).tolist()
     cam = frame.camera
-    crmask, _ = astroscrappy.detect_cosmics(np.ascontiguousarray(filled - cam.bias), gain=cam.gain,
-                                            readnoise=cam.read_noise, satlevel=cam.saturation - cam.bias)
+    crmask, _ = astroscrappy.detect_cosmics(
+        np.ascontiguousarray(filled - cam.bias),
+        gain=cam.gain,
+        readnoise=cam.read_noise,
+        satlevel=cam.saturation - cam.bias,
+    )
     snr_map = (filled - est.background) / est.sigma
     row["astroscrappy_cr_fraction"] = float(crmask.mean())
     row["model_cr_fraction"] = float((prob["CR"] >= thr).mean())
@@ -224,7 +235,7 @@ def diagnose_frame(entry, frame, model, rng):
     sim = np.zeros((len(SNR_BINS) - 1, 2), int)
     rr = max(1, int(round(fwhm / 2)))
     for y, x, b in placed:
-        sim[b] += (1, int((prob2["CR"][y - rr:y + rr + 1, x - rr:x + rr + 1] >= thr).any()))
+        sim[b] += (1, int((prob2["CR"][y - rr : y + rr + 1, x - rr : x + rr + 1] >= thr).any()))
     row["simulated_star_flags"] = sim.tolist()
     # Experiment 7: detector structure.
     regions = {"border": np.zeros(image.shape, bool)}
@@ -235,8 +246,11 @@ def diagnose_frame(entry, frame, model, rng):
         regions[name][y0:y1, x0:x1] = True
     rest = ~np.any(list(regions.values()), axis=0)
     regions["elsewhere"] = rest
-    row["structure"] = {name: {c: float((prob[c][m] >= model.thresholds[c]).mean()) for c in model.classes}
-                        for name, m in regions.items() if m.any()}
+    row["structure"] = {
+        name: {c: float((prob[c][m] >= model.thresholds[c]).mean()) for c in model.classes}
+        for name, m in regions.items()
+        if m.any()
+    }
     # Experiment 8: the same frame with the careful background and noise.
     scale = row["careful_sigma"] / row["normalize_sigma"] if row["normalize_sigma"] > 0 else float("nan")
     row["swap"] = {}
@@ -247,9 +261,11 @@ def diagnose_frame(entry, frame, model, rng):
         flags = {c: p[c] >= model.thresholds[c] for c in model.classes}
         core = stars.core > 0
         contaminants = np.any([flags[c] for c in model.classes if c != "OBJ"], axis=0)
-        row["swap"][label] = {"flagged": {c: float(flags[c].mean()) for c in model.classes},
-                              "core_cr": float(flags["CR"][core].mean()) if core.any() else float("nan"),
-                              "core_any": float(contaminants[core].mean()) if core.any() else float("nan")}
+        row["swap"][label] = {
+            "flagged": {c: float(flags[c].mean()) for c in model.classes},
+            "core_cr": float(flags["CR"][core].mean()) if core.any() else float("nan"),
+            "core_any": float(contaminants[core].mean()) if core.any() else float("nan"),
+        }
     return row
 
 
@@ -282,15 +298,24 @@ def simulated_reference(model, n_tiles, seed=1):
         flags[:, 0] += counted[:, 0]
         flags[:, 1] += f[:, 1]
         low[:, 0] += counted[:, 0]
-        low[:, 1] += star_flags(stars, np.where(stars.core > 0, prob["CR"], 0), thr,
-                                prior=(model.train_cr, LOW_CR_PRIOR))[:, 1]
+        low[:, 1] += star_flags(
+            stars, np.where(stars.core > 0, prob["CR"], 0), thr, prior=(model.train_cr, LOW_CR_PRIOR)
+        )[:, 1]
         stars_per_bin += counted[:, 0]
         cr_per_bin += group_snr_counts(cr, (s.image - est.background) / est.sigma)
-    mpix = n_tiles * config.data.tile ** 2 / 1e6
-    return {"tiles": n_tiles, "mpix": mpix, "star_flags": flags.tolist(), "star_flags_low_prior": low.tolist(),
-            "stars_per_bin": stars_per_bin.tolist(), "cr_groups_per_bin": cr_per_bin.tolist(),
-            "fwhm_range": [min(f.fwhm[0] for f in config.data.families.values()),
-                           max(f.fwhm[1] for f in config.data.families.values())]}
+    mpix = n_tiles * config.data.tile**2 / 1e6
+    return {
+        "tiles": n_tiles,
+        "mpix": mpix,
+        "star_flags": flags.tolist(),
+        "star_flags_low_prior": low.tolist(),
+        "stars_per_bin": stars_per_bin.tolist(),
+        "cr_groups_per_bin": cr_per_bin.tolist(),
+        "fwhm_range": [
+            min(f.fwhm[0] for f in config.data.families.values()),
+            max(f.fwhm[1] for f in config.data.families.values()),
+        ],
+    }
 
 
 def rate(pair):
@@ -303,51 +328,111 @@ def markdown(rows, sim, model) -> str:
 
     bins = [bin_label(i) for i in range(len(SNR_BINS) - 1)]
     parts = [f"# Real-frame diagnosis of {model.path}", ""]
-    parts += ["## 1-3. Normalisation, correlated noise, PSF sampling", "",
-              table(["frame", "bkg (normalize)", "bkg (careful)", "sigma (normalize)", "sigma (careful)",
-                 "sigma (adjacent diff)", "sigma (Poisson, gain)", "lag-1 rows", "lag-1 cols", "lag-2 rows",
-                 "lag-2 cols", "FWHM px"],
-                [[r["frame"], f"{r['normalize_background']:.1f}", f"{r['careful_background']:.1f}",
-                  f"{r['normalize_sigma']:.2f}", f"{r['careful_sigma']:.2f}", f"{r['diff_sigma']:.2f}",
-                  f"{r['poisson_sigma']:.2f}", f"{r['lag1_rows']:.2f}", f"{r['lag1_columns']:.2f}",
-                  f"{r['lag2_rows']:.2f}", f"{r['lag2_columns']:.2f}", f"{r['fwhm']:.2f}"] for r in rows]),
-              "", f"Simulator's FWHM range: {sim['fwhm_range'][0]:g}-{sim['fwhm_range'][1]:g} px; its noise is white.", ""]
-    parts += ["## 4-5. Stars flagged CR, by peak S/N (fraction of stars with a core pixel flagged)", "",
-              table(["frame"] + bins,
-                [[r["frame"]] + [rate(p) for p in r["star_flags"]] for r in rows]
-                + [["**all real**"] + [rate(p) for p in np.sum([r["star_flags"] for r in rows], axis=0)]]
-                + [["real, CR prior 5e-4"] + [rate(p) for p in np.sum([r["star_flags_low_prior"] for r in rows],
-                                                                         axis=0)]]
-                + [["**simulated test tiles**"] + [rate(p) for p in sim["star_flags"]]]
-                + [["simulated, CR prior 5e-4"] + [rate(p) for p in sim["star_flags_low_prior"]]]
-                + [["**simulator's PSF on real backgrounds**"]
-                   + [rate(p) for p in np.sum([r["simulated_star_flags"] for r in rows], axis=0)]]), ""]
+    parts += [
+        "## 1-3. Normalisation, correlated noise, PSF sampling",
+        "",
+        table(
+            [
+                "frame",
+                "bkg (normalize)",
+                "bkg (careful)",
+                "sigma (normalize)",
+                "sigma (careful)",
+                "sigma (adjacent diff)",
+                "sigma (Poisson, gain)",
+                "lag-1 rows",
+                "lag-1 cols",
+                "lag-2 rows",
+                "lag-2 cols",
+                "FWHM px",
+            ],
+            [
+                [
+                    r["frame"],
+                    f"{r['normalize_background']:.1f}",
+                    f"{r['careful_background']:.1f}",
+                    f"{r['normalize_sigma']:.2f}",
+                    f"{r['careful_sigma']:.2f}",
+                    f"{r['diff_sigma']:.2f}",
+                    f"{r['poisson_sigma']:.2f}",
+                    f"{r['lag1_rows']:.2f}",
+                    f"{r['lag1_columns']:.2f}",
+                    f"{r['lag2_rows']:.2f}",
+                    f"{r['lag2_columns']:.2f}",
+                    f"{r['fwhm']:.2f}",
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        f"Simulator's FWHM range: {sim['fwhm_range'][0]:g}-{sim['fwhm_range'][1]:g} px; its noise is white.",
+        "",
+    ]
+    parts += [
+        "## 4-5. Stars flagged CR, by peak S/N (fraction of stars with a core pixel flagged)",
+        "",
+        table(
+            ["frame"] + bins,
+            [[r["frame"]] + [rate(p) for p in r["star_flags"]] for r in rows]
+            + [["**all real**"] + [rate(p) for p in np.sum([r["star_flags"] for r in rows], axis=0)]]
+            + [["real, CR prior 5e-4"] + [rate(p) for p in np.sum([r["star_flags_low_prior"] for r in rows], axis=0)]]
+            + [["**simulated test tiles**"] + [rate(p) for p in sim["star_flags"]]]
+            + [["simulated, CR prior 5e-4"] + [rate(p) for p in sim["star_flags_low_prior"]]]
+            + [
+                ["**simulator's PSF on real backgrounds**"]
+                + [rate(p) for p in np.sum([r["simulated_star_flags"] for r in rows], axis=0)]
+            ],
+        ),
+        "",
+    ]
     real_mpix = sum(r["mpix"] for r in rows)
     stars_real = np.sum([r["stars_per_bin"] for r in rows], axis=0) / real_mpix
     cr_real = np.sum([r["cr_groups_per_bin"] for r in rows], axis=0) / real_mpix
-    parts += ["## 6. Population per Mpix, by peak S/N", "",
-              table(["source"] + bins,
-                [["real: isolated round stars"] + [f"{v:.0f}" for v in stars_real],
-                 ["real: CR groups (astroscrappy)"] + [f"{v:.0f}" for v in cr_real],
-                 ["simulated: isolated round stars"] + [f"{v / sim['mpix']:.0f}" for v in sim["stars_per_bin"]],
-                 ["simulated: CR groups (truth)"] + [f"{v / sim['mpix']:.0f}" for v in sim["cr_groups_per_bin"]]]),
-              "", "CR pixel fraction: training " f"{model.train_cr:.4f}; real frames, astroscrappy: "
-              + ", ".join(f"{r['frame']} {r['astroscrappy_cr_fraction']:.5f}" for r in rows)
-              + "; the model: " + ", ".join(f"{r['frame']} {r['model_cr_fraction']:.5f}" for r in rows), ""]
+    parts += [
+        "## 6. Population per Mpix, by peak S/N",
+        "",
+        table(
+            ["source"] + bins,
+            [
+                ["real: isolated round stars"] + [f"{v:.0f}" for v in stars_real],
+                ["real: CR groups (astroscrappy)"] + [f"{v:.0f}" for v in cr_real],
+                ["simulated: isolated round stars"] + [f"{v / sim['mpix']:.0f}" for v in sim["stars_per_bin"]],
+                ["simulated: CR groups (truth)"] + [f"{v / sim['mpix']:.0f}" for v in sim["cr_groups_per_bin"]],
+            ],
+        ),
+        "",
+        "CR pixel fraction: training "
+        f"{model.train_cr:.4f}; real frames, astroscrappy: "
+        + ", ".join(f"{r['frame']} {r['astroscrappy_cr_fraction']:.5f}" for r in rows)
+        + "; the model: "
+        + ", ".join(f"{r['frame']} {r['model_cr_fraction']:.5f}" for r in rows),
+        "",
+    ]
     body = []
     for r in rows:
         for region, fractions in r["structure"].items():
             body.append([r["frame"], region] + [f"{100 * fractions[c]:.3f}" for c in model.classes if c != "OBJ"])
-    parts += ["## 7. Detector structure: flagged % per class and region", "",
-              table(["frame", "region"] + [c for c in model.classes if c != "OBJ"], body), ""]
+    parts += [
+        "## 7. Detector structure: flagged % per class and region",
+        "",
+        table(["frame", "region"] + [c for c in model.classes if c != "OBJ"], body),
+        "",
+    ]
     body = []
     for r in rows:
         for label, f in r["swap"].items():
-            body.append([r["frame"], label, f"{100 * f['core_cr']:.1f}", f"{100 * f['core_any']:.1f}"]
-                        + [f"{100 * f['flagged'][c]:.3f}" for c in model.classes if c != "OBJ"])
-    parts += ["## 8. The normalisation swapped: star-core pixels flagged (CR, any) % and flagged % per class", "",
-              table(["frame", "background and noise", "cores CR", "cores any"] + [c for c in model.classes if c != "OBJ"],
-                body), ""]
+            body.append(
+                [r["frame"], label, f"{100 * f['core_cr']:.1f}", f"{100 * f['core_any']:.1f}"]
+                + [f"{100 * f['flagged'][c]:.3f}" for c in model.classes if c != "OBJ"]
+            )
+    parts += [
+        "## 8. The normalisation swapped: star-core pixels flagged (CR, any) % and flagged % per class",
+        "",
+        table(
+            ["frame", "background and noise", "cores CR", "cores any"] + [c for c in model.classes if c != "OBJ"], body
+        ),
+        "",
+    ]
     return "\n".join(parts)
 
 

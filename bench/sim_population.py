@@ -12,6 +12,7 @@ is more likely a hit. This counts, on ``--n`` tiles of split ``test``:
 
 Prints one table (per Mpix, per S/N bin) and the ratio stars / cosmic rays.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ after, a fixed NumPy reference (a 256x256 Poisson draw plus an FFT round trip,
 the simulator's two staple operations); the ratio of the two is the stable
 figure, the absolute pairs/s is printed beside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ def main() -> int:
     tile = section.data.tile
     source = SampleSource(section, seed=12345)
     next(iter_pairs(source, 0, 1))  # warm caches and imports
-    print(f"config {args.config}: tile {tile}x{tile}, {len(section.classes)} classes, "
-          f"workers {args.workers}, {args.n} pairs a round")
+    print(
+        f"config {args.config}: tile {tile}x{tile}, {len(section.classes)} classes, "
+        f"workers {args.workers}, {args.n} pairs a round"
+    )
     print(f"{'round':>5} {'pairs/s':>9} {'ref ops/s':>10} {'ratio':>7}")
     rates, ratios = [], []
     for r in range(args.rounds):

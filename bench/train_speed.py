@@ -9,6 +9,7 @@ Prints, per round and interleaved so that drift hits both alike:
 - astroscrappy (LACosmic) Mpix/s on the same 1024x1024 image (gain 1, read noise 5);
 and the model's convolution FLOPs per pixel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import keras
+
     from data_sim.generator import SampleSource
     from segnet.config import load_run_config
     from segnet.dataset import make_batch
@@ -42,12 +44,18 @@ def main() -> int:
         import astroscrappy
     except ImportError:
         astroscrappy = None
-        print("astroscrappy is not installed (pip install -r requirements.txt): no baseline")
+        print("astroscrappy is not installed (pip install -e .): no baseline")
 
     config, path = load_run_config(args.config)
     m, t = config.model, config.train
-    model = build_segnet(class_names=config.classes, depth=m.depth, base_filters=m.base_filters,
-                         convs_per_level=m.convs_per_level, batch_norm=m.batch_norm, kernel_size=m.kernel_size)
+    model = build_segnet(
+        class_names=config.classes,
+        depth=m.depth,
+        base_filters=m.base_filters,
+        convs_per_level=m.convs_per_level,
+        batch_norm=m.batch_norm,
+        kernel_size=m.kernel_size,
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=WeightedSigmoidCrossEntropy(), jit_compile=False)
     source = SampleSource(config.data_section, 0)
     samples = [source[i] for i in range(t.batch_size)]
@@ -58,10 +66,14 @@ def main() -> int:
 
     model.train_on_batch(x, y)  # trace and warm up
     model.predict(frame_x, verbose=0)
-    print(f"config {path.name}: depth {m.depth}, base {m.base_filters}, {model.count_params():,} parameters, "
-          f"{count_flops_per_pixel(model) / 1e3:.1f} kFLOP per pixel (convolutions, forward)")
-    print(f"keras {keras.__version__} ({keras.backend.backend()}), {os.cpu_count()} CPU cores; "
-          f"training batches {t.batch_size} x {config.data.tile}x{config.data.tile}")
+    print(
+        f"config {path.name}: depth {m.depth}, base {m.base_filters}, {model.count_params():,} parameters, "
+        f"{count_flops_per_pixel(model) / 1e3:.1f} kFLOP per pixel (convolutions, forward)"
+    )
+    print(
+        f"keras {keras.__version__} ({keras.backend.backend()}), {os.cpu_count()} CPU cores; "
+        f"training batches {t.batch_size} x {config.data.tile}x{config.data.tile}"
+    )
     print(f"{'round':>5} {'train img/s':>12} {'infer Mpix/s':>13} {'astroscrappy Mpix/s':>20} {'infer/astro':>12}")
     rows = []
     for r in range(args.rounds):
@@ -80,8 +92,10 @@ def main() -> int:
         rows.append((train_rate, infer, astro))
         print(f"{r + 1:>5} {train_rate:>12.2f} {infer:>13.3f} {astro:>20.3f} {infer / astro:>12.2f}", flush=True)
     med = np.median(np.array(rows), axis=0)
-    print(f"median: training {med[0]:.2f} images/s of {config.data.tile}x{config.data.tile}; "
-          f"inference {med[1]:.3f} Mpix/s = {med[1] / med[2]:.2f} x astroscrappy ({med[2]:.3f} Mpix/s)")
+    print(
+        f"median: training {med[0]:.2f} images/s of {config.data.tile}x{config.data.tile}; "
+        f"inference {med[1]:.3f} Mpix/s = {med[1] / med[2]:.2f} x astroscrappy ({med[2]:.3f} Mpix/s)"
+    )
     return 0
 
 

@@ -3,11 +3,14 @@
 Writes DIR/sample_0000.fits ... (image + TRUTH cube with CLASSk keywords) and
 DIR/montage.png (images above their colour-coded truth masks).
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from foundation.resources import configs_dir
 
 from .config import load_sim_section
 from .export import write_montage, write_sample
@@ -15,12 +18,13 @@ from .generator import SampleSource, iter_samples
 from .real_frames import RealFrameError
 from .typed_config import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = configs_dir()
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_sim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m data_sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="run config (a bare name is looked up in configs/)")
     parser.add_argument("--n", type=int, default=4, help="number of samples (default 4)")
     parser.add_argument("-o", "--out", required=True, help="output folder (created if needed)")

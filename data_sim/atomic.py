@@ -1,4 +1,5 @@
 """Files that appear whole or not at all (shared by the simulator, training and prediction)."""
+
 from __future__ import annotations
 
 import contextlib

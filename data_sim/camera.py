@@ -5,6 +5,7 @@ The readout is along the y axis (columns are read out towards row 0 or row
 ny-1): hot and bad columns run from a trap away from the readout, and charge
 from saturated pixels bleeds up and down columns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,26 +38,26 @@ def log_uniform(rng: np.random.Generator, bounds, size=None):
 class Camera:
     """One tile's instrument and observing conditions (all drawn per tile)."""
 
-    detector: str          # "ccd" or "nir"
-    gain: float            # e-/ADU
-    read_noise: float      # e-
-    bias: float            # ADU
-    full_well: float       # e-
-    adc_max: float         # ADU
-    fwhm: float            # px
-    beta: float            # Moffat index
+    detector: str  # "ccd" or "nir"
+    gain: float  # e-/ADU
+    read_noise: float  # e-
+    bias: float  # ADU
+    full_well: float  # e-
+    adc_max: float  # ADU
+    fwhm: float  # px
+    beta: float  # Moffat index
     ellipticity: float
-    psf_angle: float       # rad
-    sky: float             # e-/px at the tile centre
+    psf_angle: float  # rad
+    sky: float  # e-/px at the tile centre
     sky_subtracted: bool
     readout_at_start: bool  # columns read out towards row 0 (else towards row ny-1)
     noise_correlation: float = 0.0  # px, sigma of the Gaussian smoothing of the noise deviates (0: white)
-    nonlinearity: float = 0.0       # fractional loss of response at the saturation level
+    nonlinearity: float = 0.0  # fractional loss of response at the saturation level
 
     @property
     def sky_noise(self) -> float:
         """1-sigma noise of the sky in electrons: the unit of every 'nsigma' setting."""
-        return float(np.sqrt(max(self.sky, 0.0) + self.read_noise ** 2))
+        return float(np.sqrt(max(self.sky, 0.0) + self.read_noise**2))
 
     @property
     def saturation_adu(self) -> float:
@@ -162,7 +163,7 @@ def saturate(electrons: np.ndarray, level: float, *, bleed: bool) -> tuple[np.nd
             rows = np.flatnonzero(col >= level)
             excess = float(np.sum(col[rows] - level))
             lo, hi = rows[0], rows[-1]
-            col[lo:hi + 1] = np.maximum(col[lo:hi + 1], level)  # the run between two cores fills too
+            col[lo : hi + 1] = np.maximum(col[lo : hi + 1], level)  # the run between two cores fills too
             _fill(col, range(hi + 1, col.size), excess / 2, level)
             _fill(col, range(lo - 1, -1, -1), excess / 2, level)
             out[:, x] = col
@@ -183,9 +184,15 @@ def _fill(col: np.ndarray, rows, charge: float, level: float):
         charge -= take
 
 
-def add_noise(electrons: np.ndarray, read_noise: float, rng: np.random.Generator,
-              *, saturated: np.ndarray | None = None, level: float | None = None,
-              correlation: float = 0.0) -> np.ndarray:
+def add_noise(
+    electrons: np.ndarray,
+    read_noise: float,
+    rng: np.random.Generator,
+    *,
+    saturated: np.ndarray | None = None,
+    level: float | None = None,
+    correlation: float = 0.0,
+) -> np.ndarray:
     """Poisson noise in electrons plus Gaussian read noise; saturated pixels stay at ``level``.
 
     From ``POISSON_EXACT_BELOW`` e- up the Poisson draw is replaced by its
@@ -204,7 +211,7 @@ def add_noise(electrons: np.ndarray, read_noise: float, rng: np.random.Generator
         z = correlated_normal(mean.shape, correlation, rng)
     else:
         z = rng.standard_normal(size=mean.shape, dtype=np.float32)
-    noisy = mean + np.sqrt(mean + np.float32(read_noise ** 2)) * z
+    noisy = mean + np.sqrt(mean + np.float32(read_noise**2)) * z
     low = mean < POISSON_EXACT_BELOW
     if low.any():
         noisy[low] = rng.poisson(mean[low]).astype(np.float32) + np.float32(read_noise) * z[low]
@@ -232,8 +239,8 @@ def correlated_normal(shape, sigma: float, rng: np.random.Generator) -> np.ndarr
     g /= g.sum()
     ny, nx = shape
     z = rng.standard_normal(size=(ny + 2 * radius, nx + 2 * radius), dtype=np.float32)
-    z = ndimage.correlate1d(z, g.astype(np.float32), axis=0, mode="constant")[radius:radius + ny]
-    z = ndimage.correlate1d(z, g.astype(np.float32), axis=1, mode="constant")[:, radius:radius + nx]
+    z = ndimage.correlate1d(z, g.astype(np.float32), axis=0, mode="constant")[radius : radius + ny]
+    z = ndimage.correlate1d(z, g.astype(np.float32), axis=1, mode="constant")[:, radius : radius + nx]
     # The 2-D kernel is the outer product g g^T, whose L2 norm is sum(g**2).
     return z / np.float32(np.sum(g * g))
 

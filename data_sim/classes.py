@@ -2,11 +2,25 @@
 
 Classes are always referred to by these names, never by position.
 """
+
 from __future__ import annotations
 
 #: Canonical order (FITS plane k holds CLASS_NAMES[k-1]).
-CLASS_NAMES: tuple[str, ...] = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ",
-                                 "SAT", "SPK", "GHO")
+CLASS_NAMES: tuple[str, ...] = (
+    "CR",
+    "HCL",
+    "BCL",
+    "BLN",
+    "HPX",
+    "BPX",
+    "PER",
+    "TRL",
+    "FRG",
+    "OBJ",
+    "SAT",
+    "SPK",
+    "GHO",
+)
 
 #: The contaminants; OBJ is a class of its own but not a contaminant.
 CONTAMINANTS: tuple[str, ...] = tuple(n for n in CLASS_NAMES if n != "OBJ")
@@ -32,7 +46,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 #: Plot colours, as in the seed paper's figures; several classes at once: black.
 COLOURS: dict[str, str] = {
-    "CR": "#e41a1c",   # red
+    "CR": "#e41a1c",  # red
     "HCL": "#ffffff",  # white
     "BCL": "#ffff00",  # yellow
     "BLN": "#8b4513",  # brown

@@ -22,6 +22,7 @@ strip replaces the pixels, the truth of what was injected there before read-out 
 cleared. Every tile makes the same draws whatever is present, so switching one on
 leaves the rest of the tile's structure alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,15 +39,15 @@ SIDES = ("bottom", "top", "left", "right")
 class Structure:
     """One tile's detector structure; sides are of the tile as a numpy array (row 0 = bottom)."""
 
-    amp_axis: int | None     # 0: the amplifiers meet along a row, 1: along a column; None: one amplifier
-    amp_at: int              # first row or column of the second amplifier
-    amp_gain: float          # the second amplifier's ADU per e-, relative to the first's
-    amp_offset: float        # ADU added to the second amplifier's bias
+    amp_axis: int | None  # 0: the amplifiers meet along a row, 1: along a column; None: one amplifier
+    amp_at: int  # first row or column of the second amplifier
+    amp_gain: float  # the second amplifier's ADU per e-, relative to the first's
+    amp_offset: float  # ADU added to the second amplifier's bias
     overscan_side: str | None
-    overscan_width: int      # px
+    overscan_width: int  # px
     edge_side: str | None
-    edge_width: int          # px of the tile that receive no light at all
-    edge_softness: float     # px over which light falls from full to none
+    edge_width: int  # px of the tile that receive no light at all
+    edge_softness: float  # px over which light falls from full to none
     bayer: tuple | None = None  # (red, blue) response relative to green, or None: no colour filters
     bayer_phase: tuple = (0, 0)  # (row, column) of the red pixel in each 2x2 cell
 
@@ -65,10 +66,19 @@ def draw_structure(family: FamilyConfig, shape, rng: np.random.Generator) -> Str
     softness = uniform(rng, family.edge_softness)
     bayer = (uniform(rng, family.bayer_response), uniform(rng, family.bayer_response))
     phase = (int(rng.integers(2)), int(rng.integers(2)))
-    return Structure(amp_axis if u[0] < family.amplifier_probability else None, amp_at, 1.0 + gain_step, offset,
-                     overscan_side if u[1] < family.overscan_probability else None, overscan_width,
-                     edge_side if u[2] < family.edge_probability else None, edge_width, softness,
-                     bayer if rng.random() < family.bayer_probability else None, phase)
+    return Structure(
+        amp_axis if u[0] < family.amplifier_probability else None,
+        amp_at,
+        1.0 + gain_step,
+        offset,
+        overscan_side if u[1] < family.overscan_probability else None,
+        overscan_width,
+        edge_side if u[2] < family.edge_probability else None,
+        edge_width,
+        softness,
+        bayer if rng.random() < family.bayer_probability else None,
+        phase,
+    )
 
 
 def _distance_from(side: str, shape) -> np.ndarray:
@@ -88,8 +98,11 @@ def illumination(structure: Structure, shape) -> np.ndarray | None:
     light = None
     if structure.edge_side is not None:
         distance = _distance_from(structure.edge_side, shape) - (structure.edge_width - 0.5)
-        light = ((distance > 0).astype(np.float32) if structure.edge_softness <= 0
-                 else np.clip(distance / structure.edge_softness, 0.0, 1.0).astype(np.float32))
+        light = (
+            (distance > 0).astype(np.float32)
+            if structure.edge_softness <= 0
+            else np.clip(distance / structure.edge_softness, 0.0, 1.0).astype(np.float32)
+        )
     if structure.bayer is not None:
         mosaic = bayer_pattern(structure, shape)
         light = mosaic if light is None else light * mosaic

@@ -1,4 +1,5 @@
 """Write samples as FITS (image + truth cube) and a PNG montage like the seed paper's Figure 2."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ stream per component (camera, scene, each contaminant, noise), so switching a
 contaminant off leaves the rest of the tile identical, and any number of
 worker processes gives the same samples in the same order.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -26,8 +27,26 @@ from .detector import apply_amplifiers, draw_structure, illumination, overscan_s
 from .scene import render_scene
 
 #: One random stream per component; new components are appended, so older streams keep their draws.
-STREAMS = ("family", "camera", "scene", "noise", "real", "CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG",
-           "presence", "detector", "SPK", "GHO")
+STREAMS = (
+    "family",
+    "camera",
+    "scene",
+    "noise",
+    "real",
+    "CR",
+    "HCL",
+    "BCL",
+    "BLN",
+    "HPX",
+    "BPX",
+    "PER",
+    "TRL",
+    "FRG",
+    "presence",
+    "detector",
+    "SPK",
+    "GHO",
+)
 
 
 @dataclass
@@ -55,9 +74,9 @@ class Sample:
     family: str
     classes: tuple[str, ...]
     header: dict = field(default_factory=dict)
-    clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the tile without contaminants (``clean=True``)
+    clean: np.ndarray | None = None  # (ny, nx) float32 ADU, the tile without contaminants (``clean=True``)
     clean_saturated: np.ndarray | None = None  # (ny, nx) bool, saturated pixels of ``clean``
-    stars: np.ndarray | None = None   # (n, 3): y, x (px), flux (ADU, before vignetting); simulated tiles only
+    stars: np.ndarray | None = None  # (n, 3): y, x (px), flux (ADU, before vignetting); simulated tiles only
     unknown: np.ndarray | None = None  # (ny, nx) bool: truth unknown for every class (real frames)
 
     def truth_of(self, name: str) -> np.ndarray:
@@ -87,8 +106,7 @@ def draw_presence(config: SimConfig, family: FamilyConfig | None, rng: np.random
     return {name: bool(u < contaminant_probability(config, family, name)) for name, u in zip(INJECTED, draws)}
 
 
-def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, present: dict,
-           masks: dict) -> np.ndarray:
+def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, present: dict, masks: dict) -> np.ndarray:
     """Apply the injectors of ``classes`` that are present, in order; fill ``masks``."""
     for name in classes:
         if present[name]:
@@ -100,13 +118,13 @@ def inject(image: np.ndarray, frame: Frame, config: SimConfig, classes, rngs, pr
 class SimulatedTile:
     """What ``simulate`` returns; ``clean`` and ``stars`` only when asked for."""
 
-    image: np.ndarray                 # (ny, nx) float32 ADU, contaminants injected
-    masks: dict                       # class name -> (ny, nx) bool truth
-    saturated: np.ndarray             # (ny, nx) bool
+    image: np.ndarray  # (ny, nx) float32 ADU, contaminants injected
+    masks: dict  # class name -> (ny, nx) bool truth
+    saturated: np.ndarray  # (ny, nx) bool
     header: dict
-    clean: np.ndarray | None = None   # (ny, nx) float32 ADU, the same tile without contaminants
+    clean: np.ndarray | None = None  # (ny, nx) float32 ADU, the same tile without contaminants
     clean_saturated: np.ndarray | None = None  # (ny, nx) bool
-    stars: np.ndarray | None = None   # (n, 3) float64: y, x (px), flux (ADU, before vignetting)
+    stars: np.ndarray | None = None  # (n, 3) float64: y, x (px), flux (ADU, before vignetting)
     unknown: np.ndarray | None = None  # (ny, nx) bool: truth unknown (a real frame's own contaminants)
 
 
@@ -134,16 +152,23 @@ def readout(electrons, camera, rng, *, noise: bool):
     pre_noise, saturated = saturate(electrons, camera.saturation_e, bleed=camera.detector == "ccd")
     image = pre_noise
     if noise:
-        image = add_noise(pre_noise, camera.read_noise, rng, saturated=saturated, level=camera.saturation_e,
-                          correlation=camera.noise_correlation)
+        image = add_noise(
+            pre_noise,
+            camera.read_noise,
+            rng,
+            saturated=saturated,
+            level=camera.saturation_e,
+            correlation=camera.noise_correlation,
+        )
         # A pixel just under full well cannot read above it, whatever the noise says.
         saturated = saturated | (image >= camera.saturation_e)
         np.minimum(image, camera.saturation_e, out=image)
     return pre_noise, image, saturated
 
 
-def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True,
-             clean: bool = False) -> SimulatedTile:
+def simulate(
+    config: SimConfig, family_name: str, rngs: dict, *, noise: bool = True, clean: bool = False
+) -> SimulatedTile:
     """Simulate one tile of ``family_name``; with ``clean=True`` also the tile without contaminants.
 
     The clean tile is the same scene read out through the same detector with the
@@ -165,11 +190,18 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
     if light is not None:  # an unexposed edge (no sky, no star there), colour filters
         photons, background, objects = photons * light, background * light, objects * light
     strip = None if camera.sky_subtracted else overscan_strip(structure, shape)
-    frame = Frame(noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise ** 2).astype(np.float32),
-                  sky=background, sky_noise=camera.sky_noise, fwhm=camera.fwhm, beta=camera.beta,
-                  full_well=camera.saturation_e, detector=camera.detector,
-                  readout_at_start=camera.readout_at_start, nsigma=config.truth_nsigma,
-                  stars=_lit_stars(scene.stars, light))
+    frame = Frame(
+        noise=np.sqrt(np.clip(photons, 0, None) + camera.read_noise**2).astype(np.float32),
+        sky=background,
+        sky_noise=camera.sky_noise,
+        fwhm=camera.fwhm,
+        beta=camera.beta,
+        full_well=camera.saturation_e,
+        detector=camera.detector,
+        readout_at_start=camera.readout_at_start,
+        nsigma=config.truth_nsigma,
+        stars=_lit_stars(scene.stars, light),
+    )
     present = draw_presence(config, family, rngs["presence"])
     masks: dict[str, np.ndarray] = {}
     image = photons
@@ -186,8 +218,11 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
                 clean_e[same] = image[same]
                 clean_saturated[same] = saturated[same]
             if strip is not None:  # virtual pixels: read noise only, and nothing injected before read-out
-                virtual = (rngs["detector"].normal(0.0, camera.read_noise, shape).astype(np.float32) if noise
-                           else np.zeros(shape, np.float32))
+                virtual = (
+                    rngs["detector"].normal(0.0, camera.read_noise, shape).astype(np.float32)
+                    if noise
+                    else np.zeros(shape, np.float32)
+                )
                 image = np.where(strip, virtual, image)
                 saturated, bled = saturated & ~strip, bled & ~strip
                 masks = {name: mask & ~strip for name, mask in masks.items()}
@@ -198,23 +233,31 @@ def simulate(config: SimConfig, family_name: str, rngs: dict, *, noise: bool = T
     masks["SAT"] = saturated.copy()  # at the saturation level, over full well or filled by bleeding
     if strip is not None:
         masks["OBJ"] &= ~strip
-    to_adu_ = ((lambda e: to_adu(e, camera, background_e=background)) if noise
-               else (lambda e: _to_adu_exact(e, camera, background)))
+    to_adu_ = (
+        (lambda e: to_adu(e, camera, background_e=background))
+        if noise
+        else (lambda e: _to_adu_exact(e, camera, background))
+    )
     amplifiers = structure.amp_axis is not None and not camera.sky_subtracted  # products have no raw read-out
     if not amplifiers:
         digitise = to_adu_
     else:  # a second amplifier reads its pixels with its own gain and bias
-        digitise = lambda e: np.minimum(apply_amplifiers(to_adu_(e), structure, camera.bias),  # noqa: E731
-                                        np.float32(camera.adc_max))
-    header = {"FAMILY": (family_name, "camera and field family"), **camera.as_header(),
-              "NSTARS": (scene.n_stars, "stars rendered (tile + PSF margin)"),
-              "NGALAX": (scene.n_galaxies, "galaxies rendered"),
-              "CROWDED": (scene.crowded, "a star cluster is in or near the tile"),
-              "NOISE": (noise, "Poisson and read noise added"),
-              "AMPSTEP": (amplifiers, "two amplifiers"),
-              "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
-              "UNEXPEDG": (structure.edge_side is not None, "an unexposed edge"),
-              "BAYER": (structure.bayer is not None, "a colour camera's Bayer mosaic")}
+
+        def digitise(e):
+            return np.minimum(apply_amplifiers(to_adu_(e), structure, camera.bias), np.float32(camera.adc_max))
+
+    header = {
+        "FAMILY": (family_name, "camera and field family"),
+        **camera.as_header(),
+        "NSTARS": (scene.n_stars, "stars rendered (tile + PSF margin)"),
+        "NGALAX": (scene.n_galaxies, "galaxies rendered"),
+        "CROWDED": (scene.crowded, "a star cluster is in or near the tile"),
+        "NOISE": (noise, "Poisson and read noise added"),
+        "AMPSTEP": (amplifiers, "two amplifiers"),
+        "OVERSCAN": (strip is not None, "an overscan strip along one edge"),
+        "UNEXPEDG": (structure.edge_side is not None, "an unexposed edge"),
+        "BAYER": (structure.bayer is not None, "a colour camera's Bayer mosaic"),
+    }
     for name in INJECTED:
         header[f"HAS_{name}"] = (present[name], f"{name} injected")
     tile = SimulatedTile(digitise(image), masks, saturated, header)
@@ -259,8 +302,9 @@ class SampleSource:
     Picklable, so worker processes can rebuild samples from (seed, index) alone.
     """
 
-    def __init__(self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True,
-                 clean: bool = False):
+    def __init__(
+        self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True, clean: bool = False
+    ):
         if split not in SPLITS:
             raise ValueError(f"split: unknown split {split!r} (known: {', '.join(SPLITS)})")
         self.section = section
@@ -283,6 +327,7 @@ class SampleSource:
     def real_frames(self):
         if self._real is None:
             from .real_frames import RealFrameSet  # astropy is only needed for real frames
+
             self._real = RealFrameSet(self.config.real_frames)
         return self._real
 
@@ -298,13 +343,25 @@ class SampleSource:
             tile = self.real_frames.sample(self.config, rngs, noise=self.noise)
         else:
             tile = simulate(self.config, family, rngs, noise=self.noise, clean=self.clean)
-        tile.header.update({"SIMSEED": (self.seed, "sample source seed"), "SIMSPLIT": (self.split, "data split"),
-                            "SIMINDEX": (int(index), "sample index")})
-        return Sample(image=tile.image, truth=stack_truth(tile.masks, self.classes, tile.image.shape),
-                      saturated=tile.saturated, family=family, classes=self.classes, header=tile.header,
-                      clean=tile.clean if self.clean else None,
-                      clean_saturated=tile.clean_saturated if self.clean else None,
-                      stars=tile.stars if self.clean else None, unknown=tile.unknown)
+        tile.header.update(
+            {
+                "SIMSEED": (self.seed, "sample source seed"),
+                "SIMSPLIT": (self.split, "data split"),
+                "SIMINDEX": (int(index), "sample index"),
+            }
+        )
+        return Sample(
+            image=tile.image,
+            truth=stack_truth(tile.masks, self.classes, tile.image.shape),
+            saturated=tile.saturated,
+            family=family,
+            classes=self.classes,
+            header=tile.header,
+            clean=tile.clean if self.clean else None,
+            clean_saturated=tile.clean_saturated if self.clean else None,
+            stars=tile.stars if self.clean else None,
+            unknown=tile.unknown,
+        )
 
 
 def _make(source: SampleSource, index: int) -> Sample:
@@ -333,5 +390,13 @@ def iter_pairs(source: SampleSource, start: int, count: int, *, workers: int = 0
         yield sample.image.astype(np.float32), sample.truth.astype(np.float32)
 
 
-__all__ = ["Sample", "SampleSource", "SimulatedTile", "iter_samples", "iter_pairs", "simulate", "simulate_tile",
-           "stack_truth"]
+__all__ = [
+    "Sample",
+    "SampleSource",
+    "SimulatedTile",
+    "iter_samples",
+    "iter_pairs",
+    "simulate",
+    "simulate_tile",
+    "stack_truth",
+]

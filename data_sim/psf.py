@@ -1,4 +1,5 @@
 """Point-spread functions: elliptical Moffat profiles, point-sampled or integrated over pixels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ def moffat_alpha(fwhm: float, beta: float) -> float:
     return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
 
 
-def moffat_kernel(fwhm: float, beta: float, *, ellipticity: float = 0.0, angle: float = 0.0,
-                  radius: int | None = None) -> np.ndarray:
+def moffat_kernel(
+    fwhm: float, beta: float, *, ellipticity: float = 0.0, angle: float = 0.0, radius: int | None = None
+) -> np.ndarray:
     """Elliptical Moffat PSF sampled at pixel centres, normalised to sum 1.
 
     Parameters
@@ -33,12 +35,12 @@ def moffat_kernel(fwhm: float, beta: float, *, ellipticity: float = 0.0, angle: 
     """
     if radius is None:
         radius = int(np.ceil(4.0 * fwhm))
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
     c, s = np.cos(angle), np.sin(angle)
     u = c * x + s * y
     v = (-s * x + c * y) / max(1.0 - ellipticity, 1e-3)
     alpha = moffat_alpha(fwhm, beta)
-    kernel = (1.0 + (u * u + v * v) / alpha ** 2) ** (-beta)
+    kernel = (1.0 + (u * u + v * v) / alpha**2) ** (-beta)
     return (kernel / kernel.sum()).astype(np.float32)
 
 
@@ -96,8 +98,9 @@ def sampled_psf(fwhm: float, beta: float, *, ellipticity: float = 0.0, angle: fl
     return SampledPSF((kernel / kernel.sum()).astype(np.float32), fine, s)
 
 
-def moffat_wing_kernel(fwhm: float, beta: float, *, core_radius: int, radius: int, ellipticity: float = 0.0,
-                       angle: float = 0.0) -> np.ndarray:
+def moffat_wing_kernel(
+    fwhm: float, beta: float, *, core_radius: int, radius: int, ellipticity: float = 0.0, angle: float = 0.0
+) -> np.ndarray:
     """The Moffat beyond the core kernel's square: what ``moffat_kernel(radius=core_radius)`` drops.
 
     (2 radius + 1, 2 radius + 1) float32, zero within ``core_radius`` px of the centre along
@@ -105,7 +108,7 @@ def moffat_wing_kernel(fwhm: float, beta: float, *, core_radius: int, radius: in
     normalisation, so that core + wing is one continuous profile (no square edge) however
     bright the star.
     """
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
     c, s = np.cos(angle), np.sin(angle)
     u = c * x + s * y
     v = (-s * x + c * y) / max(1.0 - ellipticity, 1e-3)

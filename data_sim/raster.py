@@ -1,4 +1,5 @@
 """Drawing primitives shared by the scene and the injectors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,4 +38,4 @@ def add_stamp(canvas: np.ndarray, stamp: np.ndarray, cy: int, cx: int) -> None:
     ye = min(stamp.shape[0], canvas.shape[0] - y0)
     xe = min(stamp.shape[1], canvas.shape[1] - x0)
     if ye > ys and xe > xs:
-        canvas[y0 + ys:y0 + ye, x0 + xs:x0 + xe] += stamp[ys:ye, xs:xe]
+        canvas[y0 + ys : y0 + ye, x0 + xs : x0 + xe] += stamp[ys:ye, xs:xe]

@@ -19,6 +19,7 @@ flags less isolated star cores, grown) are ``unknown``, which losses and metrics
 leave out. Spikes and ghosts come from the tile's brightest point sources
 (``bright_sources``). Input files are only read, never modified.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -63,11 +64,11 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
 @dataclass
 class _Loaded:
     path: str
-    image_e: np.ndarray        # e- above the bias
-    background_e: np.ndarray   # e-
-    sigma_e: np.ndarray        # e-
+    image_e: np.ndarray  # e- above the bias
+    background_e: np.ndarray  # e-
+    sigma_e: np.ndarray  # e-
     gain: float
-    bias: float                # ADU removed before the gain was applied
+    bias: float  # ADU removed before the gain was applied
     read_noise: float
     saturation_e: float
     fwhm: float
@@ -84,7 +85,7 @@ class _Spec:
     gain: float | None
     read_noise: float | None
     bias: float
-    saturation: float | None   # ADU as stored
+    saturation: float | None  # ADU as stored
     detector: str
     region: tuple | None = None
 
@@ -102,14 +103,15 @@ def header_number(header, keys, default):
 class RealCamera:
     """What the injectors need to know of a real frame's detector (electrons, pixels)."""
 
-    read_noise: float   # e-
-    saturation: float   # e-, the level at which the frame saturates
-    fwhm: float         # px, the frame's stellar FWHM (spikes of persistence, trail widths follow it)
-    detector: str       # "ccd" or "nir"
+    read_noise: float  # e-
+    saturation: float  # e-, the level at which the frame saturates
+    fwhm: float  # px, the frame's stellar FWHM (spikes of persistence, trail widths follow it)
+    detector: str  # "ccd" or "nir"
 
 
-def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig, rngs: dict, present: dict, *,
-                noise: bool = True):
+def inject_real(
+    clean, background, sigma, camera: RealCamera, config: SimConfig, rngs: dict, present: dict, *, noise: bool = True
+):
     """Inject the ``present`` contaminants into a real image (or part of one), in electrons.
 
     Parameters
@@ -130,13 +132,20 @@ def inject_real(clean, background, sigma, camera: RealCamera, config: SimConfig,
     saturated : (ny, nx) bool, pixels at the saturation level after injection.
     """
     # The sky is what sets the noise: sigma**2 - read_noise**2 (works on sky-subtracted frames too).
-    sky = np.maximum(sigma ** 2 - camera.read_noise ** 2, np.maximum(background, 0)).astype(np.float32)
+    sky = np.maximum(sigma**2 - camera.read_noise**2, np.maximum(background, 0)).astype(np.float32)
     signal = np.clip(clean - background, 0, None)
-    frame = Frame(noise=np.sqrt(sigma ** 2 + signal).astype(np.float32), sky=sky,
-                  sky_noise=float(np.median(sigma)), fwhm=camera.fwhm, beta=3.0,
-                  full_well=camera.saturation, detector=camera.detector,
-                  readout_at_start=bool(rngs["real"].random() < 0.5), nsigma=config.truth_nsigma,
-                  stars=bright_sources(signal, sigma, camera.fwhm))
+    frame = Frame(
+        noise=np.sqrt(sigma**2 + signal).astype(np.float32),
+        sky=sky,
+        sky_noise=float(np.median(sigma)),
+        fwhm=camera.fwhm,
+        beta=3.0,
+        full_well=camera.saturation,
+        detector=camera.detector,
+        readout_at_start=bool(rngs["real"].random() < 0.5),
+        nsigma=config.truth_nsigma,
+        stars=bright_sources(signal, sigma, camera.fwhm),
+    )
     masks: dict = {}
     image = clean
     for _, names in STAGES:  # the frame already went through its detector: all stages at once
@@ -169,8 +178,9 @@ def _devset_entries(path):
         raise RealFrameError(str(exc)) from None
 
 
-def bright_sources(signal: np.ndarray, sigma: np.ndarray, fwhm: float, *, snr: float = 50.0,
-                   limit: int = 200) -> np.ndarray:
+def bright_sources(
+    signal: np.ndarray, sigma: np.ndarray, fwhm: float, *, snr: float = 50.0, limit: int = 200
+) -> np.ndarray:
     """The brightest point sources of a real tile, as the spikes and ghosts injectors want them.
 
     Local maxima (within one FWHM) of ``signal`` above ``snr`` times the noise; their
@@ -185,8 +195,7 @@ def bright_sources(signal: np.ndarray, sigma: np.ndarray, fwhm: float, *, snr: f
     return np.column_stack([y[order], x[order], flux[order]]).astype(np.float64)
 
 
-def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: float, saturation_e: float,
-                     grow: int):
+def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: float, saturation_e: float, grow: int):
     """Pixels a real frame's own contaminants may touch: truth there is unknown.
 
     astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less ``star_cores`` (the
@@ -196,14 +205,19 @@ def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: flo
     import astroscrappy
 
     finite = np.isfinite(image_e)
-    saturated = finite & (image_e >= saturation_e)
     # L.A.Cosmic's noise model is sqrt(counts + read_noise**2): where the frame is noisier than its
     # camera values say (plates, co-adds, assumed gains), an effective read noise makes up the measured sky noise.
     sky, noise = float(np.median(background_e)), float(np.median(sigma_e))
-    effective = float(np.sqrt(max(noise ** 2 - max(sky, 0.0), read_noise ** 2, 1e-6)))
-    flags, _ = astroscrappy.detect_cosmics(np.where(finite, image_e, background_e).astype(np.float32),
-                                           gain=1.0, readnoise=effective,
-                                           satlevel=float(saturation_e), sigclip=4.5, sigfrac=0.3, objlim=5.0)
+    effective = float(np.sqrt(max(noise**2 - max(sky, 0.0), read_noise**2, 1e-6)))
+    flags, _ = astroscrappy.detect_cosmics(
+        np.where(finite, image_e, background_e).astype(np.float32),
+        gain=1.0,
+        readnoise=effective,
+        satlevel=float(saturation_e),
+        sigclip=4.5,
+        sigfrac=0.3,
+        objlim=5.0,
+    )
     mask = (np.asarray(flags, bool) & (star_cores == 0)) | ~finite
     return ndimage.binary_dilation(mask, iterations=grow) if (grow > 0 and mask.any()) else mask
 
@@ -230,13 +244,26 @@ class RealFrameSet:
         reserved = {e.sha256: e.name for e in entries if e.split == "eval"}
         if cfg.devset:
             folder = devset.parent / "frames"
-            self.specs = [_Spec(str(folder / f"{e.name}.fits"), e.hdu, e.camera.gain, e.camera.read_noise,
-                                e.camera.bias, e.camera.saturation, e.camera.detector, e.region)
-                          for e in entries if e.split == "train"]
+            self.specs = [
+                _Spec(
+                    str(folder / f"{e.name}.fits"),
+                    e.hdu,
+                    e.camera.gain,
+                    e.camera.read_noise,
+                    e.camera.bias,
+                    e.camera.saturation,
+                    e.camera.detector,
+                    e.region,
+                )
+                for e in entries
+                if e.split == "train"
+            ]
             missing = [s.path for s in self.specs if not Path(s.path).is_file()]
             if missing:
-                raise RealFrameError(f"data.real_frames.devset: {missing[0]} is missing; fetch the development "
-                                     f"set with: python data/real/fetch.py")
+                raise RealFrameError(
+                    f"data.real_frames.devset: {missing[0]} is missing; fetch the development "
+                    f"set with: python data/real/fetch.py"
+                )
             if not self.specs:
                 raise RealFrameError(f"data.real_frames.devset: {devset} lists no frame with split: train")
         else:
@@ -246,10 +273,11 @@ class RealFrameSet:
             for path in paths:
                 name = reserved.get(_sha256(path)) if reserved else None
                 if name is not None:
-                    raise RealFrameError(f"{path}: is the evaluation frame {name!r} of "
-                                         f"{devset} (split: eval); evaluation frames never enter training")
-            self.specs = [_Spec(p, cfg.hdu, cfg.gain, cfg.read_noise, 0.0, cfg.saturation, cfg.detector)
-                          for p in paths]
+                    raise RealFrameError(
+                        f"{path}: is the evaluation frame {name!r} of "
+                        f"{devset} (split: eval); evaluation frames never enter training"
+                    )
+            self.specs = [_Spec(p, cfg.hdu, cfg.gain, cfg.read_noise, 0.0, cfg.saturation, cfg.detector) for p in paths]
         self.paths = [s.path for s in self.specs]
         self._cache: dict[str, _Loaded] = {}
 
@@ -264,10 +292,14 @@ class RealFrameSet:
             if not finite.any():
                 raise RealFrameError(f"{path}: no finite pixel")
             gain = spec.gain or header_number(header, ("GAIN", "EGAIN", "CCDGAIN"), 1.0)
-            read_noise = (spec.read_noise if spec.read_noise is not None
-                          else header_number(header, ("RDNOISE", "READNOIS", "RON"), 0.0))
-            saturation = spec.saturation or header_number(header, ("SATURATE", "SATLEVEL"),
-                                                          float(np.nanmax(image[finite])))
+            read_noise = (
+                spec.read_noise
+                if spec.read_noise is not None
+                else header_number(header, ("RDNOISE", "READNOIS", "RON"), 0.0)
+            )
+            saturation = spec.saturation or header_number(
+                header, ("SATURATE", "SATLEVEL"), float(np.nanmax(image[finite]))
+            )
             image = (np.where(finite, image, np.nanmedian(image[finite])) - np.float32(spec.bias)) * np.float32(gain)
             # The same robust estimate the network's input normalisation uses.
             estimate = normalize_image(image, box=64)
@@ -277,16 +309,26 @@ class RealFrameSet:
             stars = None
             if self.cfg.ignore_own or not fwhm:  # the frame's stars, found once for both uses
                 from segnet.real.stars import find_star_cores
-                stars = find_star_cores(np.where(finite, image, np.nan), background, sigma,
-                                        ~finite | (image >= saturation_e))
+
+                stars = find_star_cores(
+                    np.where(finite, image, np.nan), background, sigma, ~finite | (image >= saturation_e)
+                )
             if not fwhm:  # the frame's median stellar FWHM, else 3 px
                 fwhm = float(stars.frame_fwhm) if np.isfinite(stars.frame_fwhm) else 3.0
             unknown = None
             if self.cfg.ignore_own:
-                unknown = own_contaminants(np.where(finite, image, np.nan), background, sigma, stars.core,
-                                           read_noise, saturation_e, self.cfg.ignore_grow)
-            self._cache[path] = _Loaded(path, image, background, sigma, gain, spec.bias, read_noise,
-                                        saturation_e, fwhm, spec.detector, unknown)
+                unknown = own_contaminants(
+                    np.where(finite, image, np.nan),
+                    background,
+                    sigma,
+                    stars.core,
+                    read_noise,
+                    saturation_e,
+                    self.cfg.ignore_grow,
+                )
+            self._cache[path] = _Loaded(
+                path, image, background, sigma, gain, spec.bias, read_noise, saturation_e, fwhm, spec.detector, unknown
+            )
         return self._cache[path]
 
     def sample(self, config: SimConfig, rngs: dict, *, noise: bool = True):
@@ -318,25 +360,35 @@ class RealFrameSet:
         saturation_e = loaded.saturation_e * float(scale)
         present = draw_presence(config, None, rngs["presence"])
         camera = RealCamera(loaded.read_noise * float(scale), saturation_e, loaded.fwhm, loaded.detector)
-        image, masks, saturated = inject_real(clean, background, sigma, camera, config, rngs, present,
-                                              noise=noise)
+        image, masks, saturated = inject_real(clean, background, sigma, camera, config, rngs, present, noise=noise)
         smoothed = ndimage.gaussian_filter(clean - background, 2.0 / 2.355)
         with warnings.catch_warnings():  # a tile of empty sky is no news
             warnings.simplefilter("ignore", NoDetectionsWarning)
             segments = detect_sources(smoothed, config.truth_nsigma * sigma, n_pixels=5)
         masks["OBJ"] = segments.data > 0 if segments is not None else np.zeros(clean.shape, bool)
         gain = np.float32(loaded.gain)  # the scaled tile reads ``scale`` times the ADU
-        header = {"FAMILY": (self.cfg.family, "real frames"),
-                  "REALFILE": (Path(loaded.path).name[:60], "source frame"),
-                  "REALY0": (y0, "tile origin row (0-based)"), "REALX0": (x0, "tile origin column"),
-                  "REALTURN": (which, "flip/rotation applied (data_sim.real_frames.DIHEDRAL)"),
-                  "REALSCAL": (float(scale), "electrons scaled by"),
-                  "GAIN": (float(gain), "e-/ADU"), "RDNOISE": (camera.read_noise, "e-"),
-                  "SATURATE": (saturation_e / float(gain), "ADU"), "BIAS": (0.0, "ADU (removed)"),
-                  "FWHM": (loaded.fwhm, "px"), "NOISE": (noise, "noise added to the injected charge")}
+        header = {
+            "FAMILY": (self.cfg.family, "real frames"),
+            "REALFILE": (Path(loaded.path).name[:60], "source frame"),
+            "REALY0": (y0, "tile origin row (0-based)"),
+            "REALX0": (x0, "tile origin column"),
+            "REALTURN": (which, "flip/rotation applied (data_sim.real_frames.DIHEDRAL)"),
+            "REALSCAL": (float(scale), "electrons scaled by"),
+            "GAIN": (float(gain), "e-/ADU"),
+            "RDNOISE": (camera.read_noise, "e-"),
+            "SATURATE": (saturation_e / float(gain), "ADU"),
+            "BIAS": (0.0, "ADU (removed)"),
+            "FWHM": (loaded.fwhm, "px"),
+            "NOISE": (noise, "noise added to the injected charge"),
+        }
         for name in INJECTED:
             header[f"HAS_{name}"] = (present[name], f"{name} injected")
-        return SimulatedTile((image / gain).astype(np.float32), masks, saturated, header,
-                             clean=(np.minimum(clean, saturation_e) / gain).astype(np.float32),
-                             clean_saturated=clean >= saturation_e, unknown=unknown)
-
+        return SimulatedTile(
+            (image / gain).astype(np.float32),
+            masks,
+            saturated,
+            header,
+            clean=(np.minimum(clean, saturation_e) / gain).astype(np.float32),
+            clean_saturated=clean >= saturation_e,
+            unknown=unknown,
+        )

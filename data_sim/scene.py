@@ -7,6 +7,7 @@ An undersampled PSF (FWHM below ``psf.OVERSAMPLE_BELOW_FWHM``) is integrated ove
 pixels: stars are deposited on a canvas several times finer, convolved there and
 summed back into pixels (see ``render_points``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,7 +18,7 @@ from scipy import fft as sp_fft
 
 from .camera import Camera, log_uniform, uniform
 from .config import FamilyConfig
-from .psf import moffat_wing_kernel, SampledPSF, sampled_psf
+from .psf import SampledPSF, moffat_wing_kernel, sampled_psf
 from .raster import add_stamp, bilinear_deposit
 
 SERSIC_INDICES = (0.5, 1.0, 1.0, 2.0, 4.0)  # Gaussian-like, exponential discs (twice), bulges, ellipticals
@@ -27,15 +28,15 @@ SERSIC_INDICES = (0.5, 1.0, 1.0, 2.0, 4.0)  # Gaussian-like, exponential discs (
 class Scene:
     """Noise-free components of a tile, each (ny, nx) float32 in e-."""
 
-    background: np.ndarray   # sky with gradient and vignetting (what sky subtraction removes)
-    nebula: np.ndarray       # diffuse nebulosity (not an OBJ)
-    objects: np.ndarray      # stars and galaxies convolved with the PSF (the OBJ signal)
-    psf: np.ndarray          # the kernel on the pixel grid, sum 1 (integrated over pixels when undersampled)
+    background: np.ndarray  # sky with gradient and vignetting (what sky subtraction removes)
+    nebula: np.ndarray  # diffuse nebulosity (not an OBJ)
+    objects: np.ndarray  # stars and galaxies convolved with the PSF (the OBJ signal)
+    psf: np.ndarray  # the kernel on the pixel grid, sum 1 (integrated over pixels when undersampled)
     n_stars: int
     n_galaxies: int
     crowded: bool
     stars: np.ndarray | None = None  # (n_stars, 3) float64: y, x (px, tile frame, pixel centres at
-                                     # integers; may lie off the tile) and flux (e-, before vignetting)
+    # integers; may lie off the tile) and flux (e-, before vignetting)
 
     @property
     def photons(self) -> np.ndarray:
@@ -124,7 +125,7 @@ def convolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     shape = [sp_fft.next_fast_len(n + k - 1, real=True) for n, k in zip(image.shape, kernel.shape)]
     product = sp_fft.rfft2(image.astype(np.float32), shape) * sp_fft.rfft2(kernel.astype(np.float32), shape)
     full = sp_fft.irfft2(product, shape)
-    return full[ky // 2:ky // 2 + image.shape[0], kx // 2:kx // 2 + image.shape[1]]
+    return full[ky // 2 : ky // 2 + image.shape[0], kx // 2 : kx // 2 + image.shape[1]]
 
 
 def render_points(shape, y: np.ndarray, x: np.ndarray, flux: np.ndarray, psf: SampledPSF) -> np.ndarray:
@@ -150,8 +151,8 @@ def render_points(shape, y: np.ndarray, x: np.ndarray, flux: np.ndarray, psf: Sa
     return fine.reshape(ny, s, nx * s).sum(axis=1).reshape(ny, nx, s).sum(axis=2)
 
 
-WING_FLOOR = 0.1   # sky sigmas: a star's wing fainter than this is not rendered
-WING_RADIUS = 96   # px: the farthest a wing is rendered from its star
+WING_FLOOR = 0.1  # sky sigmas: a star's wing fainter than this is not rendered
+WING_RADIUS = 96  # px: the farthest a wing is rendered from its star
 
 
 def bright_wings(shape, y, x, flux, camera: Camera, core_radius: int, sky_sigma: float) -> np.ndarray:
@@ -166,8 +167,14 @@ def bright_wings(shape, y, x, flux, camera: Camera, core_radius: int, sky_sigma:
     """
     ny, nx = shape
     outer = core_radius + 1
-    unit = moffat_wing_kernel(camera.fwhm, camera.beta, core_radius=core_radius, radius=outer,
-                              ellipticity=camera.ellipticity, angle=camera.psf_angle)
+    unit = moffat_wing_kernel(
+        camera.fwhm,
+        camera.beta,
+        core_radius=core_radius,
+        radius=outer,
+        ellipticity=camera.ellipticity,
+        angle=camera.psf_angle,
+    )
     edge = float(unit.max())  # the brightest wing pixel of a unit-flux star, just outside the square
     bright = flux * edge > WING_FLOOR * sky_sigma
     if not bright.any():
@@ -175,19 +182,27 @@ def bright_wings(shape, y, x, flux, camera: Camera, core_radius: int, sky_sigma:
     # Where the brightest star's wing falls to the floor: edge * (r / outer) ** (-2 beta) beyond the core.
     reach = outer * (float(flux[bright].max()) * edge / (WING_FLOOR * sky_sigma)) ** (1.0 / (2.0 * camera.beta))
     radius = int(min(max(np.ceil(reach), outer + 1), WING_RADIUS))
-    wing = moffat_wing_kernel(camera.fwhm, camera.beta, core_radius=core_radius, radius=radius,
-                              ellipticity=camera.ellipticity, angle=camera.psf_angle)
-    canvas = bilinear_deposit((ny + 2 * radius, nx + 2 * radius), y[bright] + radius, x[bright] + radius,
-                              flux[bright])
-    return convolve_same(canvas, wing)[radius:radius + ny, radius:radius + nx].astype(np.float32)
+    wing = moffat_wing_kernel(
+        camera.fwhm,
+        camera.beta,
+        core_radius=core_radius,
+        radius=radius,
+        ellipticity=camera.ellipticity,
+        angle=camera.psf_angle,
+    )
+    canvas = bilinear_deposit((ny + 2 * radius, nx + 2 * radius), y[bright] + radius, x[bright] + radius, flux[bright])
+    return convolve_same(canvas, wing)[radius : radius + ny, radius : radius + nx].astype(np.float32)
 
 
 def render_scene(camera: Camera, family: FamilyConfig, shape, rng: np.random.Generator) -> Scene:
     """Draw and render one tile's clean sky (noise-free, e-)."""
     ny, nx = shape
     background, vignette = sky_background(camera, family, shape, rng)
-    nebula = (nebulosity(camera, family, shape, rng) * vignette
-              if rng.random() < family.nebulosity_probability else np.zeros(shape, np.float32))
+    nebula = (
+        nebulosity(camera, family, shape, rng) * vignette
+        if rng.random() < family.nebulosity_probability
+        else np.zeros(shape, np.float32)
+    )
 
     sampled = sampled_psf(camera.fwhm, camera.beta, ellipticity=camera.ellipticity, angle=camera.psf_angle)
     psf = sampled.kernel
@@ -250,9 +265,17 @@ def render_scene(camera: Camera, family: FamilyConfig, shape, rng: np.random.Gen
         convolved = convolve_same(canvas, psf)
     else:
         convolved = star_light + convolve_same(canvas, psf) if n_gal else star_light
-    convolved = convolved[margin:margin + ny, margin:margin + nx]
+    convolved = convolved[margin : margin + ny, margin : margin + nx]
     convolved += bright_wings(shape, y_all - margin, x_all - margin, f_all, camera, margin, float(sigma))
     objects = np.clip(convolved, 0, None) * vignette
     stars = np.column_stack([y_all - margin, x_all - margin, f_all])
-    return Scene(background=background, nebula=nebula, objects=objects, psf=psf,
-                 n_stars=int(y_all.size), n_galaxies=int(n_gal), crowded=crowded, stars=stars)
+    return Scene(
+        background=background,
+        nebula=nebula,
+        objects=objects,
+        psf=psf,
+        n_stars=int(y_all.size),
+        n_galaxies=int(n_gal),
+        crowded=crowded,
+        stars=stars,
+    )

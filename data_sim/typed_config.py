@@ -4,6 +4,7 @@ Shared by the simulator and by ``train.py``: every error names the full key
 path (``data.contaminants.CR.rate``) and the value received, and an unknown
 key is an error, so a typo can never be silently ignored.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,7 @@ def _convert(tp, value, path: str):
                 return _convert(option, value, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{path}: {_describe(value)} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {_describe(value)} matches none of {tp}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{path}: must be one of {list(args)}, got {_describe(value)}")

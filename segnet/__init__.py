@@ -22,5 +22,6 @@ is looked up in ``segnet.api`` when first used.
 def __getattr__(name):
     if name == "load_masker":
         from segnet.api import load_masker
+
         return load_masker
     raise AttributeError(f"module 'segnet' has no attribute {name!r}")

@@ -10,6 +10,7 @@ The same tiling, pixel calibration, thresholds and priors as ``predict.py`` (one
 ``segnet.prediction.FramePredictor`` underneath), so a masker's output equals
 ``predict.py``'s on the same pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,8 +92,14 @@ class Masker:
             mask = level if mask is None else (mask | level)
         prob = np.zeros((len(self.classes),) + data.shape, np.float32)
         if not _constant(data):  # a constant image holds no contaminant (nor object): nothing is flagged
-            predict_frame(self.predictor.network, data, prob, settings=self.settings, mask=mask,
-                          transform=self.predictor.transform())
+            predict_frame(
+                self.predictor.network,
+                data,
+                prob,
+                settings=self.settings,
+                mask=mask,
+                transform=self.predictor.transform(),
+            )
         return self._finish(data, unit, prob)
 
     def many(self, images, *, batch_size: int = 16) -> list[MaskResult]:
@@ -119,7 +126,7 @@ class Masker:
         for shape, members in groups.items():
             padded = tuple(-(-n // multiple) * multiple for n in shape)
             for first in range(0, len(members), batch_size):
-                chunk = members[first:first + batch_size]
+                chunk = members[first : first + batch_size]
                 x = np.zeros((len(chunk),) + padded + (1,), np.float32)
                 invalid = []
                 for b, i in enumerate(chunk):
@@ -129,7 +136,7 @@ class Masker:
                     invalid.append(inv)
                 out = self.predictor.network.predict_planes(x)
                 for b, i in enumerate(chunk):
-                    prob = np.array(out[b, :, :shape[0], :shape[1]], np.float32)
+                    prob = np.array(out[b, :, : shape[0], : shape[1]], np.float32)
                     prob[:, invalid[b]] = 0.0
                     if transform is not None:
                         prob = transform(prob).astype(np.float32)
@@ -175,9 +182,14 @@ def _unpack(image, bad_pixels):
     return data, unit, bad
 
 
-def load_masker(model: str | Path | None = None, *, thresholds: str | Path | None = None,
-                priors: str | Path | None = None, settings: TileSettings | None = None,
-                runtime: str = "auto") -> Masker:
+def load_masker(
+    model: str | Path | None = None,
+    *,
+    thresholds: str | Path | None = None,
+    priors: str | Path | None = None,
+    settings: TileSettings | None = None,
+    runtime: str = "auto",
+) -> Masker:
     """Load a model for masking images in memory.
 
     Parameters
@@ -198,8 +210,13 @@ def load_masker(model: str | Path | None = None, *, thresholds: str | Path | Non
     from segnet.run_folder import DEFAULT_MODEL_DIR, resolve_model
 
     model_path, folder = resolve_model(model or DEFAULT_MODEL_DIR)
-    predictor = FramePredictor(model_path, folder, thresholds_file=None if thresholds is None else Path(thresholds),
-                               priors_file=None if priors is None else Path(priors), runtime=runtime)
+    predictor = FramePredictor(
+        model_path,
+        folder,
+        thresholds_file=None if thresholds is None else Path(thresholds),
+        priors_file=None if priors is None else Path(priors),
+        runtime=runtime,
+    )
     settings = settings or TileSettings()
     settings.check(predictor.network.multiple)
     return Masker(predictor, settings)

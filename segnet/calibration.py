@@ -26,6 +26,7 @@ It costs three small matrix products per pixel and a box sum of the logits.
 ``calibration.yaml`` in a model's folder holds the weights; ``predict.py`` and
 ``evaluate.py`` apply it when present.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,22 +38,37 @@ import yaml
 
 from segnet.run_folder import read_mapping
 
-__all__ = ["PixelCalibration", "CalibrationFit", "CalibrationError", "neighbour_features", "feature_names",
-           "folder_calibration", "train_mlp", "context_means", "FILE_NAME"]
+__all__ = [
+    "PixelCalibration",
+    "CalibrationFit",
+    "CalibrationError",
+    "neighbour_features",
+    "feature_names",
+    "folder_calibration",
+    "train_mlp",
+    "context_means",
+    "FILE_NAME",
+]
 
 FILE_NAME = "calibration.yaml"
-P_CLIP = 1e-6            # logits are clipped below at -13.8
-P_CLIP_HIGH = 1e-4       # ... and above at +9.2: float32 holds 1 - p to 6e-8 only, so a higher cut would let
-                         # last-bit differences of p between runtimes move the logit by up to 0.06
+P_CLIP = 1e-6  # logits are clipped below at -13.8
+P_CLIP_HIGH = 1e-4  # ... and above at +9.2: float32 holds 1 - p to 6e-8 only, so a higher cut would let
+# last-bit differences of p between runtimes move the logit by up to 0.06
 LEGACY_CLIP_HIGH = 1e-6  # the upper cut of calibration files that do not record theirs
-MIN_POSITIVES = 20       # fewer positives in the fitting tiles: the class keeps the network's output
-HIDDEN = 32              # units in each of the two hidden layers
-EPOCHS = 80              # passes over the sampled pixels (about 5,000 Adam steps for 100 tiles)
+MIN_POSITIVES = 20  # fewer positives in the fitting tiles: the class keeps the network's output
+HIDDEN = 32  # units in each of the two hidden layers
+EPOCHS = 80  # passes over the sampled pixels (about 5,000 Adam steps for 100 tiles)
 COMMON_CLASSES = ("OBJ",)  # sampled like the background: objects cover much of a crowded tile
-CONTEXT = 9              # side of the box the logits are averaged over (0: no such features)
+CONTEXT = 9  # side of the box the logits are averaged over (0: no such features)
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-NEIGHBOUR_NAMES = ("contrast", "abs_contrast", "brightest_neighbour", "faintest_neighbour", "value",
-                   *(f"neighbour({dy:+d},{dx:+d})_minus_value" for dy, dx in _OFFSETS))
+NEIGHBOUR_NAMES = (
+    "contrast",
+    "abs_contrast",
+    "brightest_neighbour",
+    "faintest_neighbour",
+    "value",
+    *(f"neighbour({dy:+d},{dx:+d})_minus_value" for dy, dx in _OFFSETS),
+)
 
 
 class CalibrationError(ValueError):
@@ -81,6 +97,7 @@ def pixel_features(prob: np.ndarray, near: np.ndarray, context: int, clip_high: 
 def context_means(logits: np.ndarray, context: int) -> np.ndarray:
     """(n, ny, nx) float32: each plane averaged over the part of a ``context``-px box inside the image."""
     from scipy.ndimage import uniform_filter
+
     logits = np.asarray(logits, np.float32)
     sums = uniform_filter(logits, size=(1, context, context), mode="constant", cval=0.0)
     inside = uniform_filter(np.ones(logits.shape[1:], np.float32), size=context, mode="constant", cval=0.0)
@@ -91,7 +108,7 @@ def _ring(x: np.ndarray) -> list[np.ndarray]:
     """The 8 neighbours of every pixel (offsets ``_OFFSETS``), edges extended by reflection about the edge."""
     p = np.pad(x, 1, mode="symmetric")
     ny, nx = x.shape
-    return [p[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx] for dy, dx in _OFFSETS]
+    return [p[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx] for dy, dx in _OFFSETS]
 
 
 def neighbour_features(x: np.ndarray) -> np.ndarray:
@@ -137,8 +154,8 @@ class PixelCalibration:
     classes: tuple[str, ...]
     layers: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
     passthrough: tuple[str, ...] = ()
-    tiles: int = 0                # validation tiles it was fitted on (for the record)
-    context: int = 0              # box side of the averaged-logit features; 0: none
+    tiles: int = 0  # validation tiles it was fitted on (for the record)
+    context: int = 0  # box side of the averaged-logit features; 0: none
     clip_high: float = P_CLIP_HIGH  # the logits' upper cut is log((1 - clip_high) / clip_high)
 
     def __post_init__(self):
@@ -176,8 +193,9 @@ class PixelCalibration:
         prob = np.asarray(prob)
         n = len(self.classes)
         if prob.ndim != 3 or prob.shape[0] != n or near.shape != (len(NEIGHBOUR_NAMES),) + prob.shape[1:]:
-            raise ValueError(f"expected prob (n_class={n}, ny, nx) and an input (ny, nx), got {prob.shape} and "
-                             f"{near.shape[1:]}")
+            raise ValueError(
+                f"expected prob (n_class={n}, ny, nx) and an input (ny, nx), got {prob.shape} and {near.shape[1:]}"
+            )
         if not self.layers:
             return prob.astype(np.float32)
         # Features as rows, pixels as columns: every layer is one BLAS call over the tile.
@@ -215,14 +233,23 @@ class PixelCalibration:
 
     # --- File form.
     def save(self, path: Path, *, note: str = "") -> None:
-        data = {"tiles": int(self.tiles), "context": int(self.context), "clip_high": float(self.clip_high),
-                "features": feature_names(self.classes, self.context), "classes": list(self.classes),
-                "passthrough": list(self.passthrough),
-                "layers": [{"weights": [[_round6(v) for v in row] for row in w], "bias": [_round6(v) for v in b]}
-                           for w, b in self.layers]}
-        header = ("# Pixel calibration (segnet/calibration.py): a perceptron from the features below to one\n"
-                  "# probability per class (ReLU between layers, sigmoid after the last), fitted by maximum\n"
-                  "# likelihood on validation tiles. Classes in 'passthrough' keep the network's output.\n")
+        data = {
+            "tiles": int(self.tiles),
+            "context": int(self.context),
+            "clip_high": float(self.clip_high),
+            "features": feature_names(self.classes, self.context),
+            "classes": list(self.classes),
+            "passthrough": list(self.passthrough),
+            "layers": [
+                {"weights": [[_round6(v) for v in row] for row in w], "bias": [_round6(v) for v in b]}
+                for w, b in self.layers
+            ],
+        }
+        header = (
+            "# Pixel calibration (segnet/calibration.py): a perceptron from the features below to one\n"
+            "# probability per class (ReLU between layers, sigmoid after the last), fitted by maximum\n"
+            "# likelihood on validation tiles. Classes in 'passthrough' keep the network's output.\n"
+        )
         if note:
             header += "".join(f"# {line}\n" for line in note.splitlines())
         Path(path).write_text(header + yaml.safe_dump(data, sort_keys=False, width=100_000))
@@ -235,11 +262,14 @@ class PixelCalibration:
         except ValueError as exc:
             raise CalibrationError(str(exc)) from None
         if isinstance(data.get("classes"), dict):
-            raise CalibrationError(f"{path}: classes: a mapping of per-class coefficients, the logistic calibration of "
-                                   f"an earlier version; run evaluate.py on the model again to fit the current one")
+            raise CalibrationError(
+                f"{path}: classes: a mapping of per-class coefficients, the logistic calibration of "
+                f"an earlier version; run evaluate.py on the model again to fit the current one"
+            )
         if data.get("classes") != list(classes):
-            raise CalibrationError(f"{path}: classes: expected {list(classes)} (the model's), "
-                                   f"got {str(data.get('classes'))[:200]}")
+            raise CalibrationError(
+                f"{path}: classes: expected {list(classes)} (the model's), got {str(data.get('classes'))[:200]}"
+            )
         context = data.get("context", 0)  # absent in files written before the averaged-logit features
         if not _valid_context(context):  # checked before the feature names, which depend on it
             raise CalibrationError(f"{path}: context: expected 0 or an odd number of pixels, got {context!r}")
@@ -263,8 +293,14 @@ class PixelCalibration:
         if isinstance(clip_high, bool) or not isinstance(clip_high, (int, float)) or not 0 < clip_high < 0.5:
             raise CalibrationError(f"{path}: clip_high: expected a number in (0, 0.5), got {clip_high!r}")
         try:
-            return cls(tuple(classes), tuple(parsed), tuple(passthrough), int(tiles) if isinstance(tiles, int) else 0,
-                       context, float(clip_high))
+            return cls(
+                tuple(classes),
+                tuple(parsed),
+                tuple(passthrough),
+                int(tiles) if isinstance(tiles, int) else 0,
+                context,
+                float(clip_high),
+            )
         except CalibrationError as exc:
             raise CalibrationError(f"{path}: {exc}") from None
 
@@ -298,7 +334,7 @@ def _calibration_head(calibration: PixelCalibration):
             p = ops.clip(prob, P_CLIP, 1 - calibration.clip_high)
             image = x[..., 0]
             padded = ops.pad(image, [[0, 0], [1, 1], [1, 1]], mode="symmetric")
-            ring = [padded[:, 1 + dy:(dy - 1) or None, 1 + dx:(dx - 1) or None] for dy, dx in _OFFSETS]
+            ring = [padded[:, 1 + dy : (dy - 1) or None, 1 + dx : (dx - 1) or None] for dy, dx in _OFFSETS]
             mean = sum(ring) / 8.0
             brightest, faintest = ring[0], ring[0]
             for r in ring[1:]:
@@ -322,9 +358,14 @@ def _calibration_head(calibration: PixelCalibration):
 
 def _numbers(value, path, key: str, ndim: int) -> np.ndarray:
     """A list (ndim 1) or list of equal lists (ndim 2) of finite numbers, else `CalibrationError`."""
+
     def ok_row(row):
-        return isinstance(row, list) and row and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)
+        return (
+            isinstance(row, list)
+            and row
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)
+        )
+
     rows = value if ndim == 2 else [value]
     if not (isinstance(rows, list) and rows and all(ok_row(r) for r in rows) and len({len(r) for r in rows}) == 1):
         shape = "a list of equal lists" if ndim == 2 else "a list"
@@ -347,8 +388,16 @@ class CalibrationFit:
     so the fit sees the tiles' natural class frequencies at a fraction of the memory.
     """
 
-    def __init__(self, classes, *, negative_rate: float = 0.03, hidden: int = HIDDEN, epochs: int = EPOCHS,
-                 context: int = CONTEXT, seed: int = 0):
+    def __init__(
+        self,
+        classes,
+        *,
+        negative_rate: float = 0.03,
+        hidden: int = HIDDEN,
+        epochs: int = EPOCHS,
+        context: int = CONTEXT,
+        seed: int = 0,
+    ):
         if not 0 < negative_rate <= 1:
             raise ValueError(f"negative_rate must be in (0, 1], got {negative_rate!r}")
         self.classes = tuple(classes)
@@ -383,12 +432,23 @@ class CalibrationFit:
         layers = train_mlp(x, y, w, hidden=self.hidden, epochs=self.epochs, seed=self.seed, progress=progress)
         # Rounded as calibration.yaml writes them, so the file holds exactly what evaluate.py measured.
         rounded = tuple((np.vectorize(_round6)(wt), np.vectorize(_round6)(b)) for wt, b in layers)
-        return PixelCalibration(self.classes, rounded, tuple(c for c in self.classes if c in self.skipped), self.tiles,
-                                self.context)
+        return PixelCalibration(
+            self.classes, rounded, tuple(c for c in self.classes if c in self.skipped), self.tiles, self.context
+        )
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = HIDDEN, epochs: int = EPOCHS,
-              batch_size: int = 8192, learning_rate: float = 1e-2, seed: int = 0, progress=None):
+def train_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    *,
+    hidden: int = HIDDEN,
+    epochs: int = EPOCHS,
+    batch_size: int = 8192,
+    learning_rate: float = 1e-2,
+    seed: int = 0,
+    progress=None,
+):
     """Weighted sigmoid cross-entropy fit of a 2-hidden-layer ReLU perceptron, by Adam with a cosine schedule.
 
     x: (n, n_in) features; y: (n, n_out) 0/1 truth; w: (n,) weights. Returns
@@ -416,11 +476,11 @@ def train_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = HIDD
     for _ in range(epochs):
         order = rng.permutation(len(x))
         for first in range(0, len(x), batch_size):
-            idx = order[first:first + batch_size]
+            idx = order[first : first + batch_size]
             grads = _gradients(params, xs[idx], y[idx], w[idx])
             step += 1
             lr = learning_rate * 0.5 * (1 + math.cos(math.pi * (step - 1) / total))
-            correction = math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+            correction = math.sqrt(1 - beta2**step) / (1 - beta1**step)
             for p, g, (m, v) in zip(params, grads, moments):
                 m *= beta1
                 m += (1 - beta1) * g

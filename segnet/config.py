@@ -6,6 +6,7 @@ Sections: ``classes`` (names, CONTRACT order), ``data`` (the simulator, see
 ``inpaint`` (``segnet.inpainting.config``; ``model`` is then the inpainting
 network's). Every error names the full key path and the value received.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,15 +18,16 @@ import yaml
 from data_sim.classes import CLASS_NAMES
 from data_sim.config import DataSection, SimConfig, parse_classes
 from data_sim.typed_config import ConfigError, load_dataclass, read_yaml, to_plain
+from foundation.resources import configs_dir
 from segnet.inpainting.config import InpaintConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = configs_dir()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    depth: int = 3                 # pooling steps; inputs are padded to a multiple of 2**depth
-    base_filters: int = 16         # filters of the first level, doubled at every level
+    depth: int = 3  # pooling steps; inputs are padded to a multiple of 2**depth
+    base_filters: int = 16  # filters of the first level, doubled at every level
     convs_per_level: int = 2
     batch_norm: bool = True
     kernel_size: int = 3
@@ -40,20 +42,20 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 0                  # seeds the data (per split), the weights and the run
+    seed: int = 0  # seeds the data (per split), the weights and the run
     batch_size: int = 8
     epochs: int = 10
     steps_per_epoch: int = 100
-    learning_rate: float = 1e-3    # Adam
+    learning_rate: float = 1e-3  # Adam
     schedule: Literal["constant", "cosine"] = "cosine"  # cosine decays to 1% over all steps
-    warmup_steps: int = 0          # linear warm-up from 0
-    validation_samples: int = 32   # fixed, seeded validation tiles (split "validation")
-    fraction_samples: int = 100    # tiles (split "fractions") used to measure class fractions
+    warmup_steps: int = 0  # linear warm-up from 0
+    validation_samples: int = 32  # fixed, seeded validation tiles (split "validation")
+    fraction_samples: int = 100  # tiles (split "fractions") used to measure class fractions
     max_weight_ratio: float = 0.0  # cap on class weight / background weight (0: no cap)
-    data_workers: int = 0          # threads that build batches (0: the training thread)
-    deterministic: bool = True     # TensorFlow op determinism (resume reproduces a run exactly)
-    init_from: str | None = None   # start from a trained model's weights (run folder, model folder or .keras;
-                                   # layers by name, head columns by class: segnet/warm_start.py)
+    data_workers: int = 0  # threads that build batches (0: the training thread)
+    deterministic: bool = True  # TensorFlow op determinism (resume reproduces a run exactly)
+    init_from: str | None = None  # start from a trained model's weights (run folder, model folder or .keras;
+    # layers by name, head columns by class: segnet/warm_start.py)
 
     def validate(self, path: str):
         for name in ("batch_size", "epochs", "steps_per_epoch", "validation_samples", "fraction_samples"):
@@ -62,8 +64,9 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ConfigError(f"{path}.learning_rate: must be > 0, got {self.learning_rate}")
         if self.warmup_steps < 0 or self.data_workers < 0:
-            raise ConfigError(f"{path}.warmup_steps / data_workers: must be >= 0, got "
-                              f"{self.warmup_steps} / {self.data_workers}")
+            raise ConfigError(
+                f"{path}.warmup_steps / data_workers: must be >= 0, got {self.warmup_steps} / {self.data_workers}"
+            )
         if self.max_weight_ratio < 0:
             raise ConfigError(f"{path}.max_weight_ratio: must be >= 0, got {self.max_weight_ratio}")
 

@@ -5,10 +5,11 @@ before, so an interrupted run that resumes at epoch ``e`` sees exactly the
 batches an uninterrupted one would. Plain NumPy and ``keras.utils.PyDataset``:
 no TensorFlow-only parts, so the same pipeline feeds the JAX backend.
 """
+
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.losses import class_weights_from_fractions, pack_targets, weight_map
@@ -48,8 +49,17 @@ def make_batch(samples: list[Sample], class_w: np.ndarray, background_w: float):
 class TileBatches(keras.utils.PyDataset):
     """``n_batches`` batches of samples ``first_index``, ``first_index + 1``, ... of ``source``."""
 
-    def __init__(self, source: SampleSource, *, first_index: int, n_batches: int, batch_size: int,
-                 class_w: np.ndarray, background_w: float, workers: int = 0):
+    def __init__(
+        self,
+        source: SampleSource,
+        *,
+        first_index: int,
+        n_batches: int,
+        batch_size: int,
+        class_w: np.ndarray,
+        background_w: float,
+        workers: int = 0,
+    ):
         # Threads, not processes: the heavy NumPy work releases the GIL, and a
         # forked TensorFlow parent is unsafe. Ordered output keeps runs exact.
         super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=4)
@@ -77,8 +87,9 @@ class FixedBatches(keras.utils.PyDataset):
     def __init__(self, source: SampleSource, count: int, batch_size: int, class_w, background_w):
         super().__init__()
         samples = list(iter_samples(source, 0, count))
-        self.batches = [make_batch(samples[i:i + batch_size], class_w, background_w)
-                        for i in range(0, count, batch_size)]
+        self.batches = [
+            make_batch(samples[i : i + batch_size], class_w, background_w) for i in range(0, count, batch_size)
+        ]
 
     def __len__(self):
         return len(self.batches)
@@ -103,8 +114,10 @@ def measure_class_fractions(source: SampleSource, count: int, *, workers: int = 
     fractions = {name: float(t / pixels) for name, t in zip(source.classes, totals)}
     empty = [name for name, f in fractions.items() if f == 0]
     if empty:
-        raise ValueError(f"class {empty[0]} never appears in {count} tiles of split {source.split!r}: "
-                         f"raise data.contaminants.{empty[0]}.probability or train.fraction_samples")
+        raise ValueError(
+            f"class {empty[0]} never appears in {count} tiles of split {source.split!r}: "
+            f"raise data.contaminants.{empty[0]}.probability or train.fraction_samples"
+        )
     return {"classes": fractions, "background": float(background / pixels), "tiles": int(count)}
 
 
@@ -115,7 +128,8 @@ def loss_weights(fractions: dict, class_names, max_weight_ratio: float = 0.0):
     background weight (very rare classes otherwise dominate every batch).
     """
     class_w, background_w = class_weights_from_fractions(
-        fractions["classes"], class_names, background_fraction=fractions["background"])
+        fractions["classes"], class_names, background_fraction=fractions["background"]
+    )
     if max_weight_ratio > 0:
         class_w = np.minimum(class_w, np.float32(max_weight_ratio * background_w))
     return class_w, background_w

@@ -6,6 +6,7 @@ machine) or ``MultiWorkerMirroredStrategy`` (several machines, cluster from
 Keras splits each global batch across replicas. JAX backend:
 ``keras.distribution.DataParallel``. Nothing here distributes by hand.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,23 +24,29 @@ def distribution_scope(cfg: DistributeConfig):
         return contextlib.nullcontext()
     if cfg.strategy in ("mirrored", "multi_worker"):
         if backend != "tensorflow":
-            raise ConfigError(f"distribute.strategy: {cfg.strategy!r} needs the TensorFlow backend, "
-                              f"this process runs {backend!r} (use 'data_parallel' under JAX)")
+            raise ConfigError(
+                f"distribute.strategy: {cfg.strategy!r} needs the TensorFlow backend, "
+                f"this process runs {backend!r} (use 'data_parallel' under JAX)"
+            )
         import tensorflow as tf
 
         if cfg.strategy == "mirrored":
             strategy = tf.distribute.MirroredStrategy(devices=list(cfg.devices) or None)
         else:
             if cfg.devices:
-                raise ConfigError("distribute.devices: not used by 'multi_worker' (devices come from TF_CONFIG), "
-                                  f"got {list(cfg.devices)}")
+                raise ConfigError(
+                    "distribute.devices: not used by 'multi_worker' (devices come from TF_CONFIG), "
+                    f"got {list(cfg.devices)}"
+                )
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         print(f"distribute: {cfg.strategy}, {strategy.num_replicas_in_sync} replica(s)", flush=True)
         return strategy.scope()
     # data_parallel
     if backend != "jax":
-        raise ConfigError(f"distribute.strategy: 'data_parallel' needs the JAX backend, this process runs "
-                          f"{backend!r} (use 'mirrored' under TensorFlow)")
+        raise ConfigError(
+            f"distribute.strategy: 'data_parallel' needs the JAX backend, this process runs "
+            f"{backend!r} (use 'mirrored' under TensorFlow)"
+        )
     devices = list(cfg.devices) or keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     print(f"distribute: data_parallel over {len(devices)} device(s)", flush=True)

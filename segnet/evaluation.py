@@ -6,6 +6,7 @@ non-finite pixels are left out of every figure (they weigh 0 in the loss too).
 Metrics are kept overall and per field family (``optical_sparse``,
 ``nir_crowded``, ...), like deepCR's per-field tables.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,8 @@ import numpy as np
 from data_sim.generator import Sample, SampleSource, iter_samples
 from segnet.calibration import CalibrationFit, PixelCalibration
 from segnet.dataset import known_truth
-from segnet.normalize import network_input
 from segnet.metrics import FPR_POINTS, ClassMetrics, dilate3x3
+from segnet.normalize import network_input
 
 ALL = "all"
 SIGCLIPS = (2.0, 3.0, 4.0, 4.5, 5.0, 6.0, 8.0, 12.0, 20.0, 40.0)  # astroscrappy sweep; 4.5 is its default
@@ -26,19 +27,20 @@ SIGCLIPS = (2.0, 3.0, 4.0, 4.5, 5.0, 6.0, 8.0, 12.0, 20.0, 40.0)  # astroscrappy
 @dataclass
 class EvaluationResult:
     class_names: tuple[str, ...]
-    metrics: dict[str, ClassMetrics]                        # family (and "all") -> accumulator
+    metrics: dict[str, ClassMetrics]  # family (and "all") -> accumulator
     n_tiles: int
     tile: int
-    model_seconds: float                                    # forward passes and calibration only
-    baseline: dict | None = None                            # astroscrappy, CR only
+    model_seconds: float  # forward passes and calibration only
+    baseline: dict | None = None  # astroscrappy, CR only
     families: list[str] = field(default_factory=list)
-    thresholds: dict[str, float] | None = None              # chosen on other tiles (validation split)
+    thresholds: dict[str, float] | None = None  # chosen on other tiles (validation split)
     threshold_tiles: int = 0
-    uncalibrated: ClassMetrics | None = None                # the network's own outputs, when calibrated
+    uncalibrated: ClassMetrics | None = None  # the network's own outputs, when calibrated
 
 
-def predict_tiles(model, samples: list[Sample], calibration: PixelCalibration | None = None, *,
-                  with_input: bool = False):
+def predict_tiles(
+    model, samples: list[Sample], calibration: PixelCalibration | None = None, *, with_input: bool = False
+):
     """Probabilities (b, n_class, ny, nx) for a list of equally sized tiles, calibrated if ``calibration``.
 
     With ``with_input``, returns (probabilities, the network inputs (b, ny, nx)).
@@ -67,9 +69,16 @@ def tile_batches(source: SampleSource, n_tiles: int, batch_size: int, progress=N
             progress(len(batch))
 
 
-def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
-                   n_bins: int = 10_000, calibration: PixelCalibration | None = None,
-                   progress=None) -> EvaluationResult:
+def evaluate_model(
+    model,
+    source: SampleSource,
+    n_tiles: int,
+    *,
+    batch_size: int = 8,
+    n_bins: int = 10_000,
+    calibration: PixelCalibration | None = None,
+    progress=None,
+) -> EvaluationResult:
     """Accumulate the model's metrics over tiles 0 .. n_tiles-1 of ``source`` (split "test").
 
     With ``calibration``, the figures are those of the calibrated probabilities (timed with the network).
@@ -90,12 +99,14 @@ def evaluate_model(model, source: SampleSource, n_tiles: int, *, batch_size: int
             metrics[ALL].update(p, sample.truth, valid)
             metrics.setdefault(sample.family, ClassMetrics(classes, n_bins)).update(p, sample.truth, valid)
     families = sorted(k for k in metrics if k != ALL)
-    return EvaluationResult(classes, metrics, n_tiles, source.config.tile, seconds, families=families,
-                            uncalibrated=uncalibrated)
+    return EvaluationResult(
+        classes, metrics, n_tiles, source.config.tile, seconds, families=families, uncalibrated=uncalibrated
+    )
 
 
-def fit_calibration(model, source: SampleSource, n_tiles: int, *, batch_size: int = 8,
-                    progress=None, **fit_options) -> PixelCalibration:
+def fit_calibration(
+    model, source: SampleSource, n_tiles: int, *, batch_size: int = 8, progress=None, **fit_options
+) -> PixelCalibration:
     """The pixel calibration of ``model``, fitted on tiles 0 .. n_tiles-1 of ``source`` (the validation split).
 
     ``progress(k)`` counts the tiles, then the training epochs (``fit_options["epochs"]``, default
@@ -121,9 +132,13 @@ def lacosmic_inputs(sample: Sample) -> dict:
     else:
         data, background = sample.image.astype(np.float32) - np.float32(h["BIAS"]), None
         saturation = float(h["SATURATE"]) - float(h["BIAS"])
-    return {"indat": np.ascontiguousarray(data), "gain": gain, "readnoise": read_noise,
-            "satlevel": saturation, "inbkg": None if background is None else
-            np.full(data.shape, background, np.float32)}
+    return {
+        "indat": np.ascontiguousarray(data),
+        "gain": gain,
+        "readnoise": read_noise,
+        "satlevel": saturation,
+        "inbkg": None if background is None else np.full(data.shape, background, np.float32),
+    }
 
 
 def run_astroscrappy(sample: Sample, sigclip: float) -> np.ndarray:
@@ -170,28 +185,40 @@ def evaluate_astroscrappy(source: SampleSource, n_tiles: int, sigclips=SIGCLIPS,
         ys = np.concatenate([[0.0], curve[order], [1.0]])
         return float(np.interp(f, xs, ys))
 
-    return {"sigclip": list(sigclips), "fpr": fpr.tolist(), "tpr": tpr.tolist(), "tpr_dilated": tpr_dil.tolist(),
-            "mcc": mcc.tolist(),
-            "tpr_at_fpr": {f: at(tpr, f) for f in FPR_POINTS},
-            "tpr_dilated_at_fpr": {f: at(tpr_dil, f) for f in FPR_POINTS},
-            "positives": n_pos, "pixels": n_pos + n_neg}
+    return {
+        "sigclip": list(sigclips),
+        "fpr": fpr.tolist(),
+        "tpr": tpr.tolist(),
+        "tpr_dilated": tpr_dil.tolist(),
+        "mcc": mcc.tolist(),
+        "tpr_at_fpr": {f: at(tpr, f) for f in FPR_POINTS},
+        "tpr_dilated_at_fpr": {f: at(tpr_dil, f) for f in FPR_POINTS},
+        "positives": n_pos,
+        "pixels": n_pos + n_neg,
+    }
 
 
-def time_per_100(model, source: SampleSource, *, batch_size: int = 8,
-                 calibration: PixelCalibration | None = None) -> dict:
+def time_per_100(
+    model, source: SampleSource, *, batch_size: int = 8, calibration: PixelCalibration | None = None
+) -> dict:
     """Seconds for 100 tiles (deepCR's Table 1 convention) for the model and astroscrappy, same tiles."""
     samples = list(iter_samples(source, 0, 100))
     network = calibration.attach(model) if calibration is not None else model  # in the graph, as predict.py runs it
     predict_tiles(network, samples[:batch_size])  # warm-up (tracing)
     start = time.perf_counter()
     for i in range(0, 100, batch_size):
-        predict_tiles(network, samples[i:i + batch_size])
+        predict_tiles(network, samples[i : i + batch_size])
     ours = time.perf_counter() - start
     start = time.perf_counter()
     for sample in samples:
         run_astroscrappy(sample, 4.5)
     theirs = time.perf_counter() - start
     mpix = 100 * samples[0].image.size / 1e6
-    return {"tiles": 100, "tile": int(samples[0].image.shape[0]), "model_seconds": ours,
-            "astroscrappy_seconds": theirs, "model_mpix_per_s": mpix / ours,
-            "astroscrappy_mpix_per_s": mpix / theirs}
+    return {
+        "tiles": 100,
+        "tile": int(samples[0].image.shape[0]),
+        "model_seconds": ours,
+        "astroscrappy_seconds": theirs,
+        "model_mpix_per_s": mpix / ours,
+        "astroscrappy_mpix_per_s": mpix / theirs,
+    }

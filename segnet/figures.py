@@ -2,6 +2,7 @@
 
 Only matplotlib is imported here (no Keras), so light processes draw the same figures.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,13 +11,14 @@ import math
 def class_panels(names, *, panel=(3.4, 3.1)):
     """A figure with one axis per class, at most 5 a row, spare axes hidden: ``(fig, {name: ax})``."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cols = min(len(names), 5)
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     return fig, dict(zip(names, axes.ravel()))
 

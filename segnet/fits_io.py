@@ -7,6 +7,7 @@ any byte order). Outputs are written into a temporary file in the output
 folder and renamed at the end, so an interrupted run leaves no partial file;
 inputs are opened read-only and never modified.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,9 +20,11 @@ from astropy.io import fits
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fit.fz", ".fz", ".fits.gz", ".fit.gz", ".fts.gz")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-WCS_KEY = re.compile(r"^(WCSAXES|CTYPE[12]|CRPIX[12]|CRVAL[12]|CDELT[12]|CUNIT[12]|CROTA[12]|CD[12]_[12]|"
-                     r"PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|"
-                     r"[AB]P?_ORDER|[AB]P?_\d_\d|A_DMAX|B_DMAX|WCSNAME)$")
+WCS_KEY = re.compile(
+    r"^(WCSAXES|CTYPE[12]|CRPIX[12]|CRVAL[12]|CDELT[12]|CUNIT[12]|CROTA[12]|CD[12]_[12]|"
+    r"PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|"
+    r"[AB]P?_ORDER|[AB]P?_\d_\d|A_DMAX|B_DMAX|WCSNAME)$"
+)
 
 
 class InputError(ValueError):
@@ -83,8 +86,10 @@ def expand_inputs(items) -> tuple[list[Path], list[str]]:
         seen.add(key)
         stem = output_stem(f)
         if stem in outputs:  # m51.fits and m51.fits.gz would both write m51.mask.fits
-            errors.append(f"{f}: its output {stem}.mask.fits is also {outputs[stem]}'s; rename one of them "
-                          f"or run them into different output folders")
+            errors.append(
+                f"{f}: its output {stem}.mask.fits is also {outputs[stem]}'s; rename one of them "
+                f"or run them into different output folders"
+            )
             continue
         outputs[stem] = f
         unique.append(f)
@@ -126,6 +131,7 @@ def open_input(path: Path):
 
 def select_planes(path: Path, hdul: fits.HDUList, hdu=None, all_hdus: bool = False) -> list[ImagePlane]:
     """The image HDUs to process: ``hdu`` (index or EXTNAME), every 2-D image, or the first one."""
+
     def plane(i, h):
         shape = h.shape if h.header.get("NAXIS", 0) else ()
         if len(shape) != 2 or 0 in shape:
@@ -145,11 +151,15 @@ def select_planes(path: Path, hdul: fits.HDUList, hdu=None, all_hdus: bool = Fal
         if not _is_image(hdul[index]):
             raise InputError(f"{path}: HDU {index} ({hdul[index].name}) is a table, not an image")
         return [plane(index, hdul[index])]
-    candidates = [(i, h) for i, h in enumerate(hdul)
-                  if _is_image(h) and h.header.get("NAXIS", 0) == 2 and 0 not in h.shape]
+    candidates = [
+        (i, h) for i, h in enumerate(hdul) if _is_image(h) and h.header.get("NAXIS", 0) == 2 and 0 not in h.shape
+    ]
     if not candidates:
-        shapes = ", ".join(f"HDU {i}: {'empty' if not h.header.get('NAXIS', 0) else f'{len(h.shape)}-D'}"
-                           for i, h in enumerate(hdul) if _is_image(h))
+        shapes = ", ".join(
+            f"HDU {i}: {'empty' if not h.header.get('NAXIS', 0) else f'{len(h.shape)}-D'}"
+            for i, h in enumerate(hdul)
+            if _is_image(h)
+        )
         raise InputError(f"{path}: no HDU holds a 2-D image ({shapes or 'no image HDU'})")
     chosen = candidates if all_hdus else candidates[:1]
     return [plane(i, h) for i, h in chosen]
@@ -176,7 +186,7 @@ def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tu
     flags = fits.Header()
     flags["EXTNAME"] = "FLAGS"
     for k, name in enumerate(classes):
-        flags[f"BIT{k}"] = (name, f"value {2 ** k}: {name} at or above THRESH{k + 1}")
+        flags[f"BIT{k}"] = (name, f"value {2**k}: {name} at or above THRESH{k + 1}")
     for key, value, comment in wcs_cards(plane.header):
         flags[key] = (value, comment)
     for key, (value, comment) in identity.items():
@@ -216,8 +226,13 @@ def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.He
     return header
 
 
-def create_output(tmp: Path, planes: list[tuple[fits.Header, fits.Header, tuple[int, int]]],
-                  n_class: int, primary_cards: fits.Header, clean_headers: list[fits.Header] | None = None) -> None:
+def create_output(
+    tmp: Path,
+    planes: list[tuple[fits.Header, fits.Header, tuple[int, int]]],
+    n_class: int,
+    primary_cards: fits.Header,
+    clean_headers: list[fits.Header] | None = None,
+) -> None:
     """Write an output file whose PROB and FLAGS data are zeros, ready to be filled through a memory map.
 
     Only headers are written; the file is then extended to its final size (the
@@ -255,16 +270,27 @@ def compress_file(src: Path, dst: Path) -> None:
         out = [fits.PrimaryHDU(header=hdul[0].header)]
         for hdu in hdul[1:]:
             if hdu.name == "CLEAN":
-                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
-                                           compression_type="GZIP_2", quantize_level=0.0)
+                packed = fits.CompImageHDU(
+                    np.asarray(hdu.data),
+                    header=hdu.header,
+                    name=hdu.name,
+                    compression_type="GZIP_2",
+                    quantize_level=0.0,
+                )
             elif hdu.header["BITPIX"] < 0:
-                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
-                                           compression_type="GZIP_2", quantize_level=-PROB_QUANTUM,
-                                           quantize_method=-1)
+                packed = fits.CompImageHDU(
+                    np.asarray(hdu.data),
+                    header=hdu.header,
+                    name=hdu.name,
+                    compression_type="GZIP_2",
+                    quantize_level=-PROB_QUANTUM,
+                    quantize_method=-1,
+                )
                 packed.header["PROBQUAN"] = (PROB_QUANTUM, "probabilities stored to this step")
             else:
-                packed = fits.CompImageHDU(np.asarray(hdu.data), header=hdu.header, name=hdu.name,
-                                           compression_type="RICE_1")
+                packed = fits.CompImageHDU(
+                    np.asarray(hdu.data), header=hdu.header, name=hdu.name, compression_type="RICE_1"
+                )
             out.append(packed)
         fits.HDUList(out).writeto(dst, overwrite=True)
 

@@ -17,14 +17,13 @@ the frame, and the few pixels beyond the frame's edge that rounding to
 ``2**depth`` leaves are the frame mirrored, never zeros (which the network would
 take for noise-free sky and flag as trails along the edge).
 """
+
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
-
-from segnet.normalize import BackgroundGrid
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class Span:
     core1: int
     in0: int
     in1: int
-    ramp_in: bool   # weight rises over the first `blend` pixels of the core
+    ramp_in: bool  # weight rises over the first `blend` pixels of the core
     ramp_out: bool  # weight falls over the last `blend` pixels of the core
 
 
@@ -52,11 +51,20 @@ def plan_axis(n: int, *, tile: int, blend: int, margin: int, multiple: int = 1) 
         return [Span(0, n, 0, n, ramp_in=False, ramp_out=False)]
     for k in itertools.count(2):
         core = _round_up(-(-(n + (k - 1) * blend) // k), multiple)  # k cores overlapping by blend cover n
-        if core + (2 if k > 2 else 1) * margin <= tile:              # edge windows need context on one side only
+        if core + (2 if k > 2 else 1) * margin <= tile:  # edge windows need context on one side only
             break
     starts = list(range(0, max(n - blend, 1), core - blend))
-    return [Span(start, min(start + core, n), max(start - margin, 0), min(start + core + margin, n),
-                 ramp_in=i > 0, ramp_out=i < len(starts) - 1) for i, start in enumerate(starts)]
+    return [
+        Span(
+            start,
+            min(start + core, n),
+            max(start - margin, 0),
+            min(start + core + margin, n),
+            ramp_in=i > 0,
+            ramp_out=i < len(starts) - 1,
+        )
+        for i, start in enumerate(starts)
+    ]
 
 
 def axis_weights(span: Span, blend: int) -> np.ndarray:
@@ -76,9 +84,9 @@ def _round_up(n: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class TileSettings:
-    tile: int = 1024     # largest input side of a tile, px (a multiple of 2**depth): bounds the memory
-    margin: int = 64     # context kept around each core, px (a multiple of 2**depth)
-    blend: int = 32      # overlap of neighbouring cores, blended linearly, px
+    tile: int = 1024  # largest input side of a tile, px (a multiple of 2**depth): bounds the memory
+    margin: int = 64  # context kept around each core, px (a multiple of 2**depth)
+    blend: int = 32  # overlap of neighbouring cores, blended linearly, px
     batch_size: int = 1  # tiles per forward pass: the memory bound
 
     def check(self, multiple: int):
@@ -87,8 +95,10 @@ class TileSettings:
             if value < 0 or (name == "tile" and value < 1):
                 raise ValueError(f"{name}: must be positive, got {value}")
         if self.tile % multiple or self.margin % multiple or self.blend % multiple:
-            raise ValueError(f"tile ({self.tile}), margin ({self.margin}) and blend ({self.blend}) must be "
-                             f"multiples of 2**depth = {multiple}")
+            raise ValueError(
+                f"tile ({self.tile}), margin ({self.margin}) and blend ({self.blend}) must be "
+                f"multiples of 2**depth = {multiple}"
+            )
         if self.tile - 2 * self.margin <= self.blend:
             raise ValueError(f"tile - 2*margin ({self.tile - 2 * self.margin}) must exceed blend ({self.blend})")
 
@@ -103,8 +113,17 @@ def model_multiple(model) -> int:
     return 1
 
 
-def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = TileSettings(),
-                  mask=None, calibration=None, transform=None, progress=None) -> None:
+def predict_frame(
+    model,
+    image,
+    out: np.ndarray,
+    *,
+    settings: TileSettings = TileSettings(),
+    mask=None,
+    calibration=None,
+    transform=None,
+    progress=None,
+) -> None:
     """Predict every class over a frame, tile by tile, adding into ``out``.
 
     Parameters
@@ -122,11 +141,11 @@ def predict_frame(model, image, out: np.ndarray, *, settings: TileSettings = Til
         before blending (the prior adjustment).
     progress : optional callable, called with the number of tiles done after each batch.
     """
-    from segnet.normalize import to_network
+    from segnet.normalize import BackgroundGrid, to_network  # here: TileSettings alone imports fast (--help)
 
     settings.check(model_multiple(model))  # before the (slow) grid
     if calibration is not None:
-        model = calibration.attach(model)    # in the graph: the backend's threads, not numpy's
+        model = calibration.attach(model)  # in the graph: the backend's threads, not numpy's
     grid = BackgroundGrid(image, mask=mask)
     read = RowStrips(image)
 
@@ -163,8 +182,9 @@ class RowStrips:
         return self.strip[:, xs].copy()
 
 
-def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSettings = TileSettings(),
-              progress=None) -> None:
+def run_tiles(
+    model, shape, out: np.ndarray, *, encode, decode, settings: TileSettings = TileSettings(), progress=None
+) -> None:
     """The tile loop that prediction and inpainting share: cut, run the model, blend into ``out``.
 
     ``model`` is a Keras model or a serving network with ``predict_planes`` (``segnet.runtime``).
@@ -176,13 +196,14 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
     multiple = model_multiple(model)
     settings.check(multiple)
     forward = getattr(model, "predict_planes", None) or (
-        lambda x: np.moveaxis(np.asarray(model.predict_on_batch(x)), -1, 1))  # (b, k, h, w)
+        lambda x: np.moveaxis(np.asarray(model.predict_on_batch(x)), -1, 1)
+    )  # (b, k, h, w)
     rows, cols = plan_axes(shape, settings, multiple)
     # One input shape for every tile of the frame (one traced graph): the longest window, rounded up.
     tile_y, tile_x = (max(_round_up(s.in1 - s.in0, multiple) for s in spans) for spans in (rows, cols))
     jobs = [(r, c) for r in rows for c in cols]
     for first in range(0, len(jobs), settings.batch_size):
-        batch = jobs[first:first + settings.batch_size]
+        batch = jobs[first : first + settings.batch_size]
         x, states, origins = None, [], []
         for b, (r, c) in enumerate(batch):
             ys, xs = full_window(r, shape[0], tile_y, multiple), full_window(c, shape[1], tile_x, multiple)
@@ -202,7 +223,7 @@ def run_tiles(model, shape, out: np.ndarray, *, encode, decode, settings: TileSe
             ramp_y, ramp_x = np.flatnonzero(wy != 1), np.flatnonzero(wx != 1)
             p[:, ramp_y] *= wy[ramp_y, None]
             p[:, :, ramp_x] *= wx[ramp_x]
-            out[:, r.core0:r.core1, c.core0:c.core1] += p
+            out[:, r.core0 : r.core1, c.core0 : c.core1] += p
         if progress:
             progress(len(batch))
 
@@ -231,8 +252,9 @@ def full_window(span: Span, n: int, size: int, multiple: int) -> slice:
 
 def plan_axes(shape, settings: TileSettings = TileSettings(), multiple: int = 1):
     """The tiles of a frame of ``shape``: (row spans, column spans); see ``plan_axis``."""
-    return tuple(plan_axis(n, tile=settings.tile, blend=settings.blend, margin=settings.margin, multiple=multiple)
-                 for n in shape)
+    return tuple(
+        plan_axis(n, tile=settings.tile, blend=settings.blend, margin=settings.margin, multiple=multiple) for n in shape
+    )
 
 
 def count_tiles(shape, settings: TileSettings = TileSettings(), multiple: int = 1) -> int:

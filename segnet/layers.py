@@ -208,10 +208,7 @@ class ClassNames(keras.layers.Layer):
         super().__init__(**kwargs)
         names = list(class_names) if not isinstance(class_names, str) else None
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(
-                "`class_names` must be a non-empty sequence of non-empty "
-                f"strings, got {class_names!r}"
-            )
+            raise ValueError(f"`class_names` must be a non-empty sequence of non-empty strings, got {class_names!r}")
         if len(set(names)) != len(names):
             raise ValueError(f"`class_names` has duplicates: {names!r}")
         self.class_names = tuple(names)

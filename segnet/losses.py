@@ -64,8 +64,7 @@ def class_weights_from_fractions(fractions, class_names, *, background_fraction=
     f_bg = float(background_fraction)
     if not 0.0 < f_bg <= 1.0:
         raise ValueError(
-            f"`background_fraction` must be in (0, 1], got {f_bg!r} "
-            "(pass it explicitly when classes overlap)"
+            f"`background_fraction` must be in (0, 1], got {f_bg!r} (pass it explicitly when classes overlap)"
         )
     w, w_bg = 1.0 / f, 1.0 / f_bg
     expected = float((f * w).sum() + f_bg * w_bg)
@@ -117,15 +116,9 @@ def weight_map(truth, ignore, class_w, background_w):
     if truth.ndim != 4:
         raise ValueError(f"`truth` must be (b, ny, nx, n_class), got shape {truth.shape}")
     if class_w.shape != (truth.shape[-1],):
-        raise ValueError(
-            f"`class_w` must have shape ({truth.shape[-1]},) to match `truth`, "
-            f"got {class_w.shape}"
-        )
+        raise ValueError(f"`class_w` must have shape ({truth.shape[-1]},) to match `truth`, got {class_w.shape}")
     if np.any(class_w < 0) or not background_w >= 0:
-        raise ValueError(
-            f"weights must be >= 0, got class_w={class_w.tolist()}, "
-            f"background_w={background_w!r}"
-        )
+        raise ValueError(f"weights must be >= 0, got class_w={class_w.tolist()}, background_w={background_w!r}")
     member = truth.astype(bool)
     w = np.max(np.where(member, class_w, 0.0), axis=-1)
     w = np.where(member.any(axis=-1), w, float(background_w))
@@ -157,8 +150,7 @@ def pack_targets(truth, weights, known=None):
     weights = np.asarray(weights, dtype=np.float32)
     if truth.ndim != 4 or weights.shape != truth.shape[:3]:
         raise ValueError(
-            "`truth` must be (b, ny, nx, n_class) and `weights` (b, ny, nx); "
-            f"got {truth.shape} and {weights.shape}"
+            f"`truth` must be (b, ny, nx, n_class) and `weights` (b, ny, nx); got {truth.shape} and {weights.shape}"
         )
     parts = [truth]
     if known is not None:
@@ -202,7 +194,7 @@ class WeightedSigmoidCrossEntropy(keras.losses.Loss):
         n = y_pred.shape[-1]
         truth, w = y_true[..., :n], y_true[..., -1:]
         if y_true.shape[-1] == 2 * n + 1:  # per-class known truth
-            w = w * y_true[..., n:2 * n]
+            w = w * y_true[..., n : 2 * n]
         else:
             w = ops.broadcast_to(w, ops.shape(y_pred))
         p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)

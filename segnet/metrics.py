@@ -23,6 +23,7 @@ probabilities of rare classes crowd near 0, where bins of even width in p would
 tie most pixels and understate the AUC. ``spacing="linear"`` gives bins of even width.
 Evaluators yield ``(name, value)`` rows; printing is left to the caller.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -113,8 +114,9 @@ class ClassMetrics:
             prob, truth = prob[None], truth[None]
             valid = None if valid is None else np.asarray(valid)[None]
         if prob.shape != truth.shape or prob.ndim != 4 or prob.shape[1] != len(self.class_names):
-            raise ValueError(f"prob and truth must be (b, {len(self.class_names)}, ny, nx) alike, "
-                             f"got {prob.shape} and {truth.shape}")
+            raise ValueError(
+                f"prob and truth must be (b, {len(self.class_names)}, ny, nx) alike, got {prob.shape} and {truth.shape}"
+            )
         if valid is None:
             valid = np.ones(prob.shape[:1] + prob.shape[2:], bool)
         valid = np.asarray(valid, bool)

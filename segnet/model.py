@@ -127,9 +127,7 @@ def build_segnet(
         level_filters = [filters[k - 1]] * (convs_per_level - 1) + [out_filters]
         x = _conv_block(x, prefix=f"dec{k}", filters=level_filters, **conv)
 
-    x = keras.layers.Conv2D(
-        len(class_layer.class_names), 1, activation="sigmoid", name="head"
-    )(x)
+    x = keras.layers.Conv2D(len(class_layer.class_names), 1, activation="sigmoid", name="head")(x)
     x = CropLike(name="crop")([x, image])
     return keras.Model(image, class_layer(x), name=name)
 
@@ -153,10 +151,7 @@ def model_class_names(model):
     """
     found = [layer for layer in model.layers if isinstance(layer, ClassNames)]
     if len(found) != 1:
-        raise ValueError(
-            f"model {model.name!r} must hold exactly one ClassNames layer, "
-            f"found {len(found)}"
-        )
+        raise ValueError(f"model {model.name!r} must hold exactly one ClassNames layer, found {len(found)}")
     return found[0].class_names
 
 
@@ -239,8 +234,12 @@ def fold_batch_norm(model):
         The model itself if it has no batch normalisation, else a new model.
     """
     in_channels = model.get_layer("enc1_conv1").kernel.shape[2]
-    return fold_batch_norm_with(model, lambda **architecture: build_segnet(
-        class_names=model_class_names(model), in_channels=in_channels, name=model.name, **architecture))
+    return fold_batch_norm_with(
+        model,
+        lambda **architecture: build_segnet(
+            class_names=model_class_names(model), in_channels=in_channels, name=model.name, **architecture
+        ),
+    )
 
 
 def fold_batch_norm_with(model, rebuild):
@@ -256,10 +255,13 @@ def fold_batch_norm_with(model, rebuild):
         return model
     names = {layer.name for layer in model.layers}
     first = model.get_layer("enc1_conv1")
-    folded = rebuild(depth=sum(1 for n in names if n.startswith("enc") and n.endswith("_pool")),
-                     base_filters=first.filters,
-                     convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
-                     kernel_size=first.kernel_size[0], batch_norm=False)
+    folded = rebuild(
+        depth=sum(1 for n in names if n.startswith("enc") and n.endswith("_pool")),
+        base_filters=first.filters,
+        convs_per_level=sum(1 for n in names if n.startswith("enc1_conv")),
+        kernel_size=first.kernel_size[0],
+        batch_norm=False,
+    )
     for layer in folded.layers:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
@@ -268,8 +270,9 @@ def fold_batch_norm_with(model, rebuild):
         if "_conv" in layer.name and bn_name in names:
             bn = model.get_layer(bn_name)
             kernel = keras.ops.convert_to_numpy(conv.kernel)
-            gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in
-                                      (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+            gamma, beta, mean, var = (
+                keras.ops.convert_to_numpy(w) for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+            )
             scale = gamma / (var + bn.epsilon) ** 0.5
             layer.set_weights([kernel * scale, beta - mean * scale])
         else:

@@ -200,8 +200,7 @@ class BackgroundGrid:
     the filtered grids (float64, input units).
     """
 
-    def __init__(self, image, *, box=64, nsigma=3.0, maxiters=5, filter_size=3,
-                 exclude_fraction=0.5, mask=None):
+    def __init__(self, image, *, box=64, nsigma=3.0, maxiters=5, filter_size=3, exclude_fraction=0.5, mask=None):
         shape = tuple(getattr(image, "shape", ()))
         if len(shape) != 2 or 0 in shape:
             raise ValueError(f"`image` must be a non-empty 2-D array, got shape {shape}")
@@ -235,8 +234,7 @@ class BackgroundGrid:
     def window(self, ys: slice = slice(None), xs: slice = slice(None)):
         """(background, sigma) over rows ``ys`` and columns ``xs``, float32, input units."""
         wy, wx = self._wy[ys], self._wx[xs]
-        return (wy @ self.background.astype(np.float32) @ wx.T,
-                wy @ self.sigma.astype(np.float32) @ wx.T)
+        return (wy @ self.background.astype(np.float32) @ wx.T, wy @ self.sigma.astype(np.float32) @ wx.T)
 
 
 def normalize_image(
@@ -292,8 +290,15 @@ def normalize_image(
         ``(ny, nx)``.
     """
     data = np.asarray(image)
-    grid = BackgroundGrid(data, box=box, nsigma=nsigma, maxiters=maxiters, filter_size=filter_size,
-                          exclude_fraction=exclude_fraction, mask=mask)
+    grid = BackgroundGrid(
+        data,
+        box=box,
+        nsigma=nsigma,
+        maxiters=maxiters,
+        filter_size=filter_size,
+        exclude_fraction=exclude_fraction,
+        mask=mask,
+    )
     data = _as_float_rows(data, 0, data.shape[0], mask)
     invalid = np.isnan(data)
     background, sigma = grid.window()

@@ -20,6 +20,7 @@ The graph is channels-first, ``(batch, 1, ny, nx) -> (batch, n_class, ny, nx)``,
 takes heights and widths that are multiples of ``2**depth`` (the tile loop gives
 nothing else); the Keras model's own padding layer is therefore not needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,7 @@ class _Graph:
     def __init__(self):
         import onnx.helper
         import onnx.numpy_helper
+
         self.helper, self.numpy_helper = onnx.helper, onnx.numpy_helper
         self.nodes, self.inits, self._count = [], [], 0
 
@@ -58,6 +60,7 @@ class _Graph:
 
 def _weights(layer):
     import keras
+
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in (layer.kernel, layer.bias))
     return np.transpose(kernel, (3, 2, 0, 1)).astype(np.float32), bias.astype(np.float32)
 
@@ -65,8 +68,9 @@ def _weights(layer):
 def _conv(g: _Graph, x: str, layer, activation: str | None) -> str:
     kernel, bias = _weights(layer)
     pad = kernel.shape[-1] // 2
-    y = g.op("Conv", [x, g.const(kernel, layer.name + "_w"), g.const(bias, layer.name + "_b")], layer.name,
-             pads=[pad] * 4)
+    y = g.op(
+        "Conv", [x, g.const(kernel, layer.name + "_w"), g.const(bias, layer.name + "_b")], layer.name, pads=[pad] * 4
+    )
     return g.op("Elu", [y], alpha=1.0) if activation == "elu" else y
 
 
@@ -91,6 +95,7 @@ def _unpool(g: _Graph, x: str, planes) -> str:
 def _segnet(g: _Graph, model, x: str) -> str:
     """The head's scores (b, n_class, ny, nx), before its sigmoid, from the folded Keras model's layers."""
     import keras
+
     convs = {layer.name: layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
     depth = sum(1 for layer in model.layers if layer.name.startswith("enc") and layer.name.endswith("_pool"))
     switches = {}
@@ -111,7 +116,8 @@ def _segnet(g: _Graph, model, x: str) -> str:
 
 def _calibrated(g: _Graph, calibration, image: str, score: str, prob: str) -> str:
     """`PixelCalibration.apply` on the network's input, head scores (pre-sigmoid) and output, in ONNX operators."""
-    from segnet import calibration as cal
+    import segnet.calibration as cal
+
     n = len(calibration.classes)
     # The logits straight from the head's pre-activation, clipped as `_logits` clips: the
     # runtimes' sigmoids differ in the last bits, which log(p / (1 - p)) would blow up.
@@ -129,8 +135,14 @@ def _calibrated(g: _Graph, calibration, image: str, score: str, prob: str) -> st
     mean = g.op("Mul", [g.op("Sum", shifted), g.const(np.float32(1 / 8))])
     brightest, faintest = g.op("Max", shifted), g.op("Min", shifted)
     contrast = g.op("Sub", [image, mean])
-    near = [contrast, g.op("Abs", [contrast]), g.op("Sub", [brightest, mean]), g.op("Sub", [mean, faintest]),
-            image, *(g.op("Sub", [r, image]) for r in shifted)]
+    near = [
+        contrast,
+        g.op("Abs", [contrast]),
+        g.op("Sub", [brightest, mean]),
+        g.op("Sub", [mean, faintest]),
+        image,
+        *(g.op("Sub", [r, image]) for r in shifted),
+    ]
     parts = [logits, *near]
     if calibration.context:
         # The mean over the part of the box inside the image (`context_means`): an average pool
@@ -182,12 +194,15 @@ def export_onnx(model, calibration=None):
         prob = _calibrated(g, calibration, "image", score, prob)
     g.nodes.append(g.helper.make_node("Identity", [prob], ["prob"]))
     graph = g.helper.make_graph(
-        g.nodes, model.name,
+        g.nodes,
+        model.name,
         [g.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", 1, "ny", "nx"])],
         [g.helper.make_tensor_value_info("prob", onnx.TensorProto.FLOAT, ["batch", len(classes), "ny", "nx"])],
-        g.inits)
-    proto = g.helper.make_model(graph, opset_imports=[g.helper.make_opsetid("", OPSET)], ir_version=8,
-                                producer_name="segnet")
+        g.inits,
+    )
+    proto = g.helper.make_model(
+        graph, opset_imports=[g.helper.make_opsetid("", OPSET)], ir_version=8, producer_name="segnet"
+    )
     g.helper.set_model_props(proto, {"classes": ",".join(classes), "multiple": str(multiple)})
     onnx.checker.check_model(proto)
     return proto

@@ -7,6 +7,7 @@ raises ``InputError`` with a one-line message that starts with the file name.
 Given an inpainting model, each image plane also gets a ``CLEAN`` HDU: the image
 with the pixels flagged in the chosen classes replaced (``segnet.inpainting``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,18 @@ from astropy.io import fits
 
 from data_sim.atomic import atomic_path
 from segnet.calibration import folder_calibration
-from segnet.fits_io import (InputError, clean_header, compress_file, create_output, describe_fits_error,
-                            open_input, output_headers, output_stem, release_pages, select_planes)
+from segnet.fits_io import (
+    InputError,
+    clean_header,
+    compress_file,
+    create_output,
+    describe_fits_error,
+    open_input,
+    output_headers,
+    output_stem,
+    release_pages,
+    select_planes,
+)
 from segnet.inference import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.metrics import adjust_priors
 from segnet.priors import PriorEstimator
@@ -37,8 +48,10 @@ def training_fractions(folder: Path) -> dict:
     """Class -> pixel fraction in the model's training tiles (class_fractions.yaml): the prior adjustments' start."""
     fractions_file = Path(folder) / "class_fractions.yaml"
     if not fractions_file.is_file():
-        raise ValueError(f"--priors: the model's folder {folder} has no class_fractions.yaml "
-                         "(the training proportions the adjustment starts from)")
+        raise ValueError(
+            f"--priors: the model's folder {folder} has no class_fractions.yaml "
+            "(the training proportions the adjustment starts from)"
+        )
     return yaml.safe_load(fractions_file.read_text())["classes"]
 
 
@@ -49,15 +62,23 @@ class PredictOptions:
     all_hdus: bool = False
     overwrite: bool = False
     compress: bool = False
-    saturation: float | None = None          # ADU; default: the header's SATURATE, if any
-    bad_pixel_mask: Path | None = None       # FITS, nonzero = bad: left out of background/noise estimates
+    saturation: float | None = None  # ADU; default: the header's SATURATE, if any
+    bad_pixel_mask: Path | None = None  # FITS, nonzero = bad: left out of background/noise estimates
     settings: TileSettings = field(default_factory=TileSettings)
 
 
 class FramePredictor:
-    def __init__(self, model_path: Path, folder: Path, *, thresholds_file: Path | None = None,
-                 priors_file: Path | None = None, inpaint_model: Path | None = None, inpaint_classes=None,
-                 runtime: str = "auto"):
+    def __init__(
+        self,
+        model_path: Path,
+        folder: Path,
+        *,
+        thresholds_file: Path | None = None,
+        priors_file: Path | None = None,
+        inpaint_model: Path | None = None,
+        inpaint_classes=None,
+        runtime: str = "auto",
+    ):
         from segnet.run_folder import software_version
         from segnet.runtime import load_network
 
@@ -74,6 +95,7 @@ class FramePredictor:
         self.inpainter, self.replaced = None, ()
         if inpaint_model is not None:
             from segnet.inpainting.apply import Inpainter
+
             self.replaced = self._replaced(inpaint_classes)
             self.inpainter = Inpainter(inpaint_model)
         digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
@@ -101,10 +123,14 @@ class FramePredictor:
             data = read_mapping(path, what)
             unknown = [k for k in data if k not in self.classes]
             if unknown:
-                raise ValueError(f"{what} {path}: unknown class {unknown[0]!r} (the model predicts "
-                                 f"{list(self.classes)})")
-            bad = {k: v for k, v in data.items()
-                   if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}
+                raise ValueError(
+                    f"{what} {path}: unknown class {unknown[0]!r} (the model predicts {list(self.classes)})"
+                )
+            bad = {
+                k: v
+                for k, v in data.items()
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1
+            }
             if bad:
                 raise ValueError(f"{what} {path}: thresholds must be numbers in [0, 1], got {bad}")
             thresholds.update({k: float(v) for k, v in data.items()})
@@ -121,8 +147,9 @@ class FramePredictor:
             return tuple(c for c in self.classes if c not in ("OBJ", "SAT"))
         unknown = [n for n in names if n not in self.classes]
         if unknown:
-            raise ValueError(f"--inpaint-classes: unknown class {unknown[0]!r} (the model predicts "
-                             f"{list(self.classes)})")
+            raise ValueError(
+                f"--inpaint-classes: unknown class {unknown[0]!r} (the model predicts {list(self.classes)})"
+            )
         if "OBJ" in names:
             raise ValueError("--inpaint-classes: OBJ is not a contaminant; objects are never replaced")
         if not names:
@@ -133,8 +160,9 @@ class FramePredictor:
         wanted = read_mapping(priors_file, "--priors")
         unknown = [k for k in wanted if k not in self.classes]
         if unknown:
-            raise ValueError(f"--priors {priors_file}: unknown class {unknown[0]!r} (the model predicts "
-                             f"{list(self.classes)})")
+            raise ValueError(
+                f"--priors {priors_file}: unknown class {unknown[0]!r} (the model predicts {list(self.classes)})"
+            )
         train = training_fractions(folder)
         for k, v in wanted.items():
             if not isinstance(v, (int, float)) or not 0 < v < 1:
@@ -198,8 +226,9 @@ class FramePredictor:
             data = next((h.data for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
         if data is None or data.shape != plane.shape:
             got = None if data is None else data.shape
-            raise InputError(f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, "
-                             f"the image {plane.shape}")
+            raise InputError(
+                f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, the image {plane.shape}"
+            )
         return data != 0
 
     def _scan(self, path, plane, options):
@@ -215,13 +244,13 @@ class FramePredictor:
             mask = np.zeros(plane.shape, bool)
         n_bad, lo, hi = 0, np.inf, -np.inf
         for y in range(0, plane.shape[0], STRIP):
-            rows = np.asarray(plane.data[y:y + STRIP], np.float64)
+            rows = np.asarray(plane.data[y : y + STRIP], np.float64)
             finite = np.isfinite(rows)
             n_bad += int((~finite).sum())
             if finite.any():
                 lo, hi = min(lo, float(rows[finite].min())), max(hi, float(rows[finite].max()))
             if level is not None:
-                mask[y:y + STRIP] |= rows >= float(level)
+                mask[y : y + STRIP] |= rows >= float(level)
         if n_bad == plane.shape[0] * plane.shape[1]:
             raise InputError(f"{path}: HDU {plane.index} has no finite pixel (all NaN or inf)")
         return n_bad, mask, lo == hi
@@ -265,7 +294,7 @@ class FramePredictor:
                         clean_hdu = out[3 + per_plane * k]
                         clean_hdu.header["NREPL"] = 0
                         for y in range(0, plane.shape[0], STRIP):
-                            clean_hdu.data[y:y + STRIP] = plane.data[y:y + STRIP]
+                            clean_hdu.data[y : y + STRIP] = plane.data[y : y + STRIP]
                     continue
 
                 def batch_done(n_tiles):
@@ -273,17 +302,24 @@ class FramePredictor:
                     if progress:
                         progress(n_tiles)
 
-                predict_frame(self.network, plane.data, prob, settings=options.settings, mask=mask,
-                              transform=self.transform(), progress=batch_done)
+                predict_frame(
+                    self.network,
+                    plane.data,
+                    prob,
+                    settings=options.settings,
+                    mask=mask,
+                    transform=self.transform(),
+                    progress=batch_done,
+                )
                 if self.auto_priors:
                     frame_priors = self.adjust_to_frame(plane.data, prob)
                     for header in (prob_hdu.header, flags_hdu.header):
                         for j, value in enumerate(frame_priors, start=1):
                             header[f"PRIOR{j}"] = float(value)
                 for y in range(0, plane.shape[0], STRIP):
-                    p = prob[:, y:y + STRIP]
+                    p = prob[:, y : y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
-                    flags[y:y + STRIP] = self.flags_of(p)
+                    flags[y : y + STRIP] = self.flags_of(p)
                     release_pages(prob)
                 if self.inpainter:
                     self._inpaint(plane, flags, out[3 + per_plane * k], mask, options, progress)
@@ -298,21 +334,21 @@ class FramePredictor:
         train = np.array([self.train_fractions[c] for c in self.classes])
         estimator = PriorEstimator(len(self.classes))
         for y in range(0, prob.shape[1], STRIP):
-            valid = np.isfinite(np.asarray(data[y:y + STRIP], np.float64))
-            estimator.update(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), valid)
+            valid = np.isfinite(np.asarray(data[y : y + STRIP], np.float64))
+            estimator.update(np.clip(prob[:, y : y + STRIP], 0.0, 1.0), valid)
             release_pages(prob)
         frame_priors = estimator.estimate(train)
         for y in range(0, prob.shape[1], STRIP):
-            prob[:, y:y + STRIP] = adjust_priors(np.clip(prob[:, y:y + STRIP], 0.0, 1.0), train, frame_priors)
+            prob[:, y : y + STRIP] = adjust_priors(np.clip(prob[:, y : y + STRIP], 0.0, 1.0), train, frame_priors)
             release_pages(prob)
         return frame_priors
 
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""
-        chosen = sum(2 ** k for k, c in enumerate(self.classes) if c in self.replaced)
+        chosen = sum(2**k for k, c in enumerate(self.classes) if c in self.replaced)
         replace = np.empty(plane.shape, bool)
         for y in range(0, plane.shape[0], STRIP):
-            replace[y:y + STRIP] = (flags[y:y + STRIP] & chosen) != 0
+            replace[y : y + STRIP] = (flags[y : y + STRIP] & chosen) != 0
         clean_hdu.header["NREPL"] = int(replace.sum())
         clean = clean_hdu.data
 

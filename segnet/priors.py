@@ -12,6 +12,7 @@ binned by probability (logit-spaced bins, each keeping its count and its mean
 probability), so every iteration costs the bins, not the pixels, and a frame is
 read once, a strip at a time.
 """
+
 from __future__ import annotations
 
 import numpy as np

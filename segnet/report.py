@@ -3,6 +3,7 @@
 Only formatting lives here: every figure comes from ``ClassSummary.rows()`` or the
 astroscrappy sweep, as ``(name, value)`` rows.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,12 @@ from segnet.evaluation import ALL, EvaluationResult
 from segnet.figures import class_panels, close, roc_axis
 from segnet.metrics import FPR_POINTS
 
-COLUMNS = (["AUC"] + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS] + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
-           + ["precision@95%recall", "best MCC", "MCC threshold", "MCC at threshold", "ECE", "positives"])
+COLUMNS = (
+    ["AUC"]
+    + [f"TPR@{f * 100:g}%FPR" for f in FPR_POINTS]
+    + [f"TPR3x3@{f * 100:g}%FPR" for f in FPR_POINTS]
+    + ["precision@95%recall", "best MCC", "MCC threshold", "MCC at threshold", "ECE", "positives"]
+)
 
 
 def result_rows(result: EvaluationResult) -> dict:
@@ -36,8 +41,14 @@ def result_rows(result: EvaluationResult) -> dict:
         b = result.baseline
         row = {f"TPR@{f * 100:g}%FPR": v for f, v in b["tpr_at_fpr"].items()}
         row.update({f"TPR3x3@{f * 100:g}%FPR": v for f, v in b["tpr_dilated_at_fpr"].items()})
-        row.update({"best MCC": max(b["mcc"]), "MCC threshold": float("nan"), "positives": b["positives"],
-                    "sigclip at best MCC": b["sigclip"][int(np.argmax(b["mcc"]))]})
+        row.update(
+            {
+                "best MCC": max(b["mcc"]),
+                "MCC threshold": float("nan"),
+                "positives": b["positives"],
+                "sigclip at best MCC": b["sigclip"][int(np.argmax(b["mcc"]))],
+            }
+        )
         table["CR"]["astroscrappy (all)"] = row
     return table
 
@@ -93,13 +104,17 @@ def uncalibrated_table(result: EvaluationResult) -> str:
     """AUC and best MCC of the network's own outputs beside the calibrated ones ("" without calibration)."""
     if result.uncalibrated is None:
         return ""
-    out = ["### Network alone and with the pixel calibration (all test tiles)\n",
-           "| class | AUC, network | AUC, calibrated | best MCC, network | best MCC, calibrated |",
-           "|---|---|---|---|---|"]
+    out = [
+        "### Network alone and with the pixel calibration (all test tiles)\n",
+        "| class | AUC, network | AUC, calibrated | best MCC, network | best MCC, calibrated |",
+        "|---|---|---|---|---|",
+    ]
     for name in result.class_names:
         raw, cal = result.uncalibrated.summary(name), result.metrics[ALL].summary(name)
-        out.append(f"| {name} | {_fmt(raw.auc())} | {_fmt(cal.auc())} | {_fmt(raw.best_mcc()[1])} | "
-                   f"{_fmt(cal.best_mcc()[1])} |")
+        out.append(
+            f"| {name} | {_fmt(raw.auc())} | {_fmt(cal.auc())} | {_fmt(raw.best_mcc()[1])} | "
+            f"{_fmt(cal.best_mcc()[1])} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -112,10 +127,15 @@ def thresholds(result: EvaluationResult) -> dict[str, float]:
 
 
 def write_thresholds(result: EvaluationResult, path: Path) -> None:
-    where = (f"{result.threshold_tiles} tiles of the validation split" if result.thresholds is not None
-             else f"the {result.n_tiles} test tiles")
-    header = ("# Per-class thresholds that maximise the Matthews correlation coefficient on\n"
-              f"# {where} ({result.tile}x{result.tile}, evaluate.py).\n")
+    where = (
+        f"{result.threshold_tiles} tiles of the validation split"
+        if result.thresholds is not None
+        else f"the {result.n_tiles} test tiles"
+    )
+    header = (
+        "# Per-class thresholds that maximise the Matthews correlation coefficient on\n"
+        f"# {where} ({result.tile}x{result.tile}, evaluate.py).\n"
+    )
     path.write_text(header + yaml.safe_dump(thresholds(result), sort_keys=False))
 
 

@@ -1,16 +1,17 @@
 """A run folder that describes itself.
 
-    runs/<config>-<YYYYmmdd-HHMMSS>/
-        config.yaml            resolved config (every default filled in)
-        classes.yaml           output class names, in channel order
-        class_fractions.yaml   measured pixel fractions (loss weights come from them; not for inpainting runs)
-        code_version.yaml      git commit, dirty flag, library versions, Keras backend
-        history.csv            one row per epoch: loss, val_loss, learning rate, seconds
-        state.yaml             epochs completed (what --resume continues from)
-        checkpoints/last.keras model + optimizer state after the last completed epoch
-        model.keras            the trained model, when the run has finished
-        tensorboard/           TensorBoard logs (TensorFlow backend)
+runs/<config>-<YYYYmmdd-HHMMSS>/
+    config.yaml            resolved config (every default filled in)
+    classes.yaml           output class names, in channel order
+    class_fractions.yaml   measured pixel fractions (loss weights come from them; not for inpainting runs)
+    code_version.yaml      git commit, dirty flag, library versions, Keras backend
+    history.csv            one row per epoch: loss, val_loss, learning rate, seconds
+    state.yaml             epochs completed (what --resume continues from)
+    checkpoints/last.keras model + optimizer state after the last completed epoch
+    model.keras            the trained model, when the run has finished
+    tensorboard/           TensorBoard logs (TensorFlow backend)
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,10 +23,11 @@ from pathlib import Path
 import yaml
 
 from data_sim.atomic import atomic_path
+from foundation.resources import models_dir, runs_dir
 from segnet.config import RunConfig, dump_run_config, load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = ROOT / "runs"
+RUNS_DIR = runs_dir()
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -52,10 +54,15 @@ def code_version() -> dict:
     import keras
     import numpy
 
-    info = {"python": platform.python_version(), "keras": keras.__version__,
-            "keras_backend": keras.backend.backend(), "numpy": numpy.__version__}
+    info = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": numpy.__version__,
+    }
     try:
         import tensorflow as tf
+
         info["tensorflow"] = tf.__version__
     except ImportError:
         info["tensorflow"] = None
@@ -92,8 +99,10 @@ class RunFolder:
         if not (path / "config.yaml").is_file():
             raise FileNotFoundError(f"--resume: {path} is not a run folder (no config.yaml)")
         if not (path / "state.yaml").is_file():
-            raise FileNotFoundError(f"--resume: {path} is not a training run (no state.yaml: a shipped model "
-                                    f"folder cannot be resumed; start a run from it with train.init_from)")
+            raise FileNotFoundError(
+                f"--resume: {path} is not a training run (no state.yaml: a shipped model "
+                f"folder cannot be resumed; start a run from it with train.init_from)"
+            )
         return cls(path)
 
     # -- contents -------------------------------------------------------------
@@ -169,12 +178,15 @@ def latest_run(root: str | Path = RUNS_DIR, *, task: str = "segment") -> Path | 
     root = Path(root)
     if not root.is_dir():
         return None
-    runs = [p for p in root.iterdir()
-            if ((p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()) and run_task(p) == task]
+    runs = [
+        p
+        for p in root.iterdir()
+        if ((p / "model.keras").is_file() or (p / "checkpoints" / "last.keras").is_file()) and run_task(p) == task
+    ]
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-DEFAULT_MODEL_DIR = ROOT / "models" / "default"
+DEFAULT_MODEL_DIR = models_dir() / "default"
 
 
 class NoModelError(FileNotFoundError):
@@ -196,15 +208,20 @@ def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
     """Find a trained model: (the .keras file, the folder whose files describe it).
 
     ``where`` is a run folder, a ``.keras`` file, or None: the latest segmentation
-    run under ``runs/``, else the shipped default model ``models/default``.
+    run under ``runs/``, else the shipped default model ``models/default``. ``models/NAME``
+    that is not a folder here names a shipped model (the package's, once installed).
     """
     if where is None:
         folder = latest_run() or (DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "model.keras").is_file() else None)
         if folder is None:
-            raise NoModelError("no trained model: no run under runs/ and no shipped model in models/default; "
-                               "train one with: python train.py --config multiclass.yaml")
+            raise NoModelError(
+                "no trained model: no run under runs/ and no shipped model in models/default; "
+                "train one with: python train.py --config multiclass.yaml"
+            )
         where = folder
     where = Path(where)
+    if not where.exists() and where.parts[:1] == ("models",) and (models_dir() / Path(*where.parts[1:])).exists():
+        where = models_dir() / Path(*where.parts[1:])  # "models/default" names the shipped model wherever installed
     if where.suffix == ".keras":
         if not where.is_file():
             raise NoModelError(f"{where}: no such model file")

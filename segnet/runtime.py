@@ -15,6 +15,7 @@ made from; if either changed since (a retrained or recalibrated model), or there
 no such file (a training run), the graph is exported afresh in memory, which needs
 Keras. ``runtime="keras"`` runs the Keras model itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +37,7 @@ def _sha256(path: Path) -> str:
 def onnx_digests(model_path: Path, folder: Path) -> dict:
     """What an exported graph must match: sha256 of the .keras file and of calibration.yaml ('' if none)."""
     from segnet.calibration import FILE_NAME
+
     keras_key, calibration_key = onnx_digests_keys()
     return {keras_key: _sha256(model_path), calibration_key: _sha256(Path(folder) / FILE_NAME)}
 
@@ -98,11 +100,20 @@ class OpenVinoNetwork:
         core = ov.Core()
         graph = core.read_model(io.BytesIO(model))
         # The ONNX metadata, as OpenVINO keeps it (without importing onnx, which takes 0.8 s).
-        meta = {key: graph.get_rt_info(["framework", key]).astype(str)
-                for key in ("classes", "multiple", *onnx_digests_keys()) if graph.has_rt_info(["framework", key])}
-        self.compiled = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                          "INFERENCE_NUM_THREADS": threads or _threads(),
-                                                          "PERFORMANCE_HINT": "LATENCY"})
+        meta = {
+            key: graph.get_rt_info(["framework", key]).astype(str)
+            for key in ("classes", "multiple", *onnx_digests_keys())
+            if graph.has_rt_info(["framework", key])
+        }
+        self.compiled = core.compile_model(
+            graph,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": "f32",
+                "INFERENCE_NUM_THREADS": threads or _threads(),
+                "PERFORMANCE_HINT": "LATENCY",
+            },
+        )
         self.output = self.compiled.output(0)
         self.classes = tuple(meta["classes"].split(","))
         self.multiple = int(meta["multiple"])
@@ -148,8 +159,15 @@ def load_network(model_path: Path, folder: Path, runtime: str = "auto"):
         raise ValueError(f"--runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if runtime == "auto":  # the fastest installed (measured: bench/results/predict-runtimes-2026-12-01.md)
         from importlib.util import find_spec
-        runtime = next((name for name, module in (("openvino", "openvino"), ("onnx", "onnxruntime"))
-                        if find_spec(module) is not None), "keras")
+
+        runtime = next(
+            (
+                name
+                for name, module in (("openvino", "openvino"), ("onnx", "onnxruntime"))
+                if find_spec(module) is not None
+            ),
+            "keras",
+        )
     model_path, folder = Path(model_path), Path(folder)
     if runtime in ("onnx", "openvino"):
         kind = OnnxNetwork if runtime == "onnx" else OpenVinoNetwork

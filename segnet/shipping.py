@@ -9,6 +9,7 @@ and its curve, the evaluation report (tables, ROC and reliability PNGs) and a mo
 card. The card's numbers are read from those files; ``--card-notes`` adds the parts
 only a person can write (intended use, known limits).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,7 @@ import yaml
 
 from data_sim.atomic import atomic_path
 
-COPIED = ("config.yaml", "classes.yaml", "class_fractions.yaml", "thresholds.yaml", "code_version.yaml",
-          "history.csv")
+COPIED = ("config.yaml", "classes.yaml", "class_fractions.yaml", "thresholds.yaml", "code_version.yaml", "history.csv")
 OPTIONAL = ("calibration.yaml",)  # copied when the evaluation fitted one
 EVALUATION = ("report.md", "metrics.csv", "metrics.json", "roc.png", "reliability.png")
 CARD_METRICS = ("AUC", "TPR@0.1%FPR", "TPR@0.5%FPR", "TPR3x3@0.5%FPR", "best MCC", "MCC at threshold")
@@ -41,6 +41,7 @@ def read_history(path: Path) -> list[dict]:
 
 def plot_history(history: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -71,8 +72,10 @@ def _metric_table(metrics: dict) -> str:
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {int(row['positives']):,} |")
     astro = metrics["classes"].get("CR", {}).get("astroscrappy (all)")
     if astro:
-        cells = [f"{astro[m]:.4f}" if isinstance(astro.get(m), (int, float)) and astro[m] == astro[m] else "–"
-                 for m in CARD_METRICS]
+        cells = [
+            f"{astro[m]:.4f}" if isinstance(astro.get(m), (int, float)) and astro[m] == astro[m] else "–"
+            for m in CARD_METRICS
+        ]
         rows.append("| CR, astroscrappy | " + " | ".join(cells) + " | same pixels |")
     return "\n".join(rows)
 
@@ -97,53 +100,62 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
     timing = metrics.get("timing") or {}
     speed = ""
     if timing:
-        speed = (f"\nOn 100 tiles of {timing['tile']}x{timing['tile']} in the same run: model "
-                 f"{timing['model_mpix_per_s']:.3f} Mpix/s, astroscrappy {timing['astroscrappy_mpix_per_s']:.3f} "
-                 "Mpix/s (the network and the pixel calibration on ready tiles; `bench/predict_speed.py` measures "
-                 "whole frames).\n")
-    calibration = ("`calibration.yaml` (the pixel calibration that turns the network's outputs into calibrated "
-                   "probabilities, `segnet/calibration.py`; fitted by `evaluate.py` on validation tiles, applied by "
-                   "`predict.py`; every figure below includes it), " if (dest / "calibration.yaml").is_file() else "")
+        speed = (
+            f"\nOn 100 tiles of {timing['tile']}x{timing['tile']} in the same run: model "
+            f"{timing['model_mpix_per_s']:.3f} Mpix/s, astroscrappy {timing['astroscrappy_mpix_per_s']:.3f} "
+            "Mpix/s (the network and the pixel calibration on ready tiles; `bench/predict_speed.py` measures "
+            "whole frames).\n"
+        )
+    calibration = (
+        "`calibration.yaml` (the pixel calibration that turns the network's outputs into calibrated "
+        "probabilities, `segnet/calibration.py`; fitted by `evaluate.py` on validation tiles, applied by "
+        "`predict.py`; every figure below includes it), "
+        if (dest / "calibration.yaml").is_file()
+        else ""
+    )
     return f"""# Model card: {dest.name}
 
 Shipped from `{run}` by `python -m segnet.shipping`. Files: `model.keras` (weights, no optimiser
 state), `model.onnx` (the same network with its pixel calibration, what `predict.py` runs through
-OpenVINO or ONNX Runtime; `segnet/onnx_export.py`), `config.yaml` (the resolved training config), `classes.yaml`, `class_fractions.yaml`
-(training class proportions, used by `predict.py --priors`), `thresholds.yaml` (per class,
-MCC-optimal), {calibration}`history.csv` and `training_curve.png`, `evaluation/` (from `evaluate.py`).
+OpenVINO or ONNX Runtime; `segnet/onnx_export.py`), `config.yaml` (the resolved training config),
+`classes.yaml`, `class_fractions.yaml` (training class proportions, used by `predict.py --priors`),
+`thresholds.yaml` (per class, MCC-optimal), {calibration}`history.csv` and `training_curve.png`, `evaluation/`
+(from `evaluate.py`).
 
 ## Model
 
-SegNet encoder–decoder (`segnet/model.py`): depth {arch['depth']}, {arch['base_filters']} filters at
-full resolution doubling per level, {arch['convs_per_level']} convolutions of {arch['kernel_size']}x{arch['kernel_size']} + ELU per level,
-batch normalisation {'on' if arch['batch_norm'] else 'off'}, max pooling whose switches the decoder's unpooling reuses, one sigmoid
-per class ({', '.join(config['classes'])}). {model.count_params():,} parameters,
+SegNet encoder–decoder (`segnet/model.py`): depth {arch["depth"]}, {arch["base_filters"]} filters at
+full resolution doubling per level, {arch["convs_per_level"]} convolutions of
+{arch["kernel_size"]}x{arch["kernel_size"]} + ELU per level, batch normalisation
+{"on" if arch["batch_norm"] else "off"}, max pooling whose switches the decoder's unpooling reuses, one sigmoid
+per class ({", ".join(config["classes"])}). {model.count_params():,} parameters,
 {count_flops_per_pixel(model) / 1e3:.1f} kFLOP per pixel. Input: `asinh((image - background) / sigma)` with
 background and noise from `segnet/normalize.py`; works on any image size (tiled by `predict.py`).
-Trained under Keras {code.get('keras')} ({code.get('keras_backend')} backend), git commit {code.get('git_commit', '?')[:10]}.
+Trained under Keras {code.get("keras")} ({code.get("keras_backend")} backend), git commit
+{code.get("git_commit", "?")[:10]}.
 
 ## Training data
 
-Simulated {data['tile']}x{data['tile']} tiles from `data_sim/` (every pixel's truth exact), fresh tiles every
+Simulated {data["tile"]}x{data["tile"]} tiles from `data_sim/` (every pixel's truth exact), fresh tiles every
 step: field families (weight) {families}. An additive contaminant is
-truth where it adds at least {data.get('truth_nsigma', 1.0):g} sigma of local noise; defects (columns, lines, pixels)
-where they change the pixel. Class fractions measured on {fractions['tiles']} tiles:
-{', '.join(f"{k} {v:.2e}" for k, v in fractions['classes'].items())}.
+truth where it adds at least {data.get("truth_nsigma", 1.0):g} sigma of local noise; defects (columns, lines, pixels)
+where they change the pixel. Class fractions measured on {fractions["tiles"]} tiles:
+{", ".join(f"{k} {v:.2e}" for k, v in fractions["classes"].items())}.
 
 ## Training
 
-Adam, learning rate {train['learning_rate']:g} ({train['schedule']} schedule, {train['warmup_steps']} warm-up steps), batch
-{train['batch_size']}, {len(history)} epochs x {train['steps_per_epoch']} steps = {steps:,} steps
-({steps * train['batch_size']:,} tiles), seed {train['seed']}; loss: sigmoid cross-entropy weighted by
+Adam, learning rate {train["learning_rate"]:g} ({train["schedule"]} schedule, {train["warmup_steps"]} warm-up
+steps), batch {train["batch_size"]}, {len(history)} epochs x {train["steps_per_epoch"]} steps = {steps:,} steps
+({steps * train["batch_size"]:,} tiles), seed {train["seed"]}; loss: sigmoid cross-entropy weighted by
 Gaussian-smoothed inverse class-frequency maps (class weight / background weight capped at
-{train.get('max_weight_ratio', 0):g}). Compute: {hardware}; {hours:.1f} h of training (sum of epoch times in
-`history.csv`). Final training loss {history[-1]['loss']:.4f}, validation loss {history[-1]['val_loss']:.4f}.
+{train.get("max_weight_ratio", 0):g}). Compute: {hardware}; {hours:.1f} h of training (sum of epoch times in
+`history.csv`). Final training loss {history[-1]["loss"]:.4f}, validation loss {history[-1]["val_loss"]:.4f}.
 
 ![training curve](training_curve.png)
 
 ## Evaluation
 
-`evaluate.py` on {metrics['n_tiles']} held-out tiles (split `test`); all figures per pixel over all
+`evaluate.py` on {metrics["n_tiles"]} held-out tiles (split `test`); all figures per pixel over all
 families (per-family tables in `evaluation/report.md`). TPR3x3: hits counted with the
 prediction dilated 3x3 at the same false-positive rate. MCC at threshold: at the shipped
 threshold of `thresholds.yaml`.

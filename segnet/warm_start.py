@@ -15,6 +15,7 @@ a pooling switch carries are chosen once per level, from the encoder's last
 convolution, and the decoder convolution that feeds that level's unpooling keeps the
 same ones, since unpooling pairs decoder channel c with encoder channel c's switches.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,16 +32,18 @@ class Transfer:
     """What ``transfer_weights`` did, by layer name."""
 
     copied: list[str] = field(default_factory=list)
-    head_classes: list[str] = field(default_factory=list)   # classes whose head column was copied
-    new_classes: list[str] = field(default_factory=list)    # classes left at their initialisation
-    skipped: list[str] = field(default_factory=list)        # layers left at their initialisation
-    pruned: list[str] = field(default_factory=list)         # layers copied from the source's strongest channels
+    head_classes: list[str] = field(default_factory=list)  # classes whose head column was copied
+    new_classes: list[str] = field(default_factory=list)  # classes left at their initialisation
+    skipped: list[str] = field(default_factory=list)  # layers left at their initialisation
+    pruned: list[str] = field(default_factory=list)  # layers copied from the source's strongest channels
 
     def summary(self) -> str:
         pruned = f"{len(self.pruned)} layers from the strongest channels; " if self.pruned else ""
-        return (f"{len(self.copied)} layers copied; {pruned}head: {', '.join(self.head_classes) or 'none'} copied, "
-                f"{', '.join(self.new_classes) or 'none'} new; "
-                f"{len(self.skipped)} layers not copied{': ' + ', '.join(self.skipped) if self.skipped else ''}")
+        return (
+            f"{len(self.copied)} layers copied; {pruned}head: {', '.join(self.head_classes) or 'none'} copied, "
+            f"{', '.join(self.new_classes) or 'none'} new; "
+            f"{len(self.skipped)} layers not copied{': ' + ', '.join(self.skipped) if self.skipped else ''}"
+        )
 
 
 def _levels(model) -> tuple[int, int]:

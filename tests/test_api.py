@@ -1,11 +1,12 @@
 """The Python API of CONTRACT.md: load_masker, masker(image), masker.many(images)."""
+
+import keras
 import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
 from astropy.nddata import CCDData
 
-import keras
 import predict
 from data_sim.classes import CLASS_NAMES
 from segnet import load_masker
@@ -24,8 +25,9 @@ def model_dir(tmp_path_factory):
     seg.save(folder / "model.keras")
     prob = np.zeros((len(CLASS_NAMES), 70, 90), np.float32)
     predict_frame(seg, frame(), prob, settings=TileSettings(64, 16, 8, 1))
-    (folder / "thresholds.yaml").write_text(yaml.safe_dump({c: float(np.median(prob[k]))
-                                                            for k, c in enumerate(CLASS_NAMES)}))
+    (folder / "thresholds.yaml").write_text(
+        yaml.safe_dump({c: float(np.median(prob[k])) for k, c in enumerate(CLASS_NAMES)})
+    )
     return folder
 
 
@@ -85,11 +87,14 @@ def test_tile_settings_are_checked_when_loading(model_dir):
         load_masker(model_dir, settings=TileSettings(tile=64))
 
 
-@pytest.mark.parametrize("bad,message", [
-    (np.zeros((3, 4, 5)), r"image: expected a 2-D array, got shape \(3, 4, 5\)"),
-    (np.full((8, 8), np.nan), "image: no finite pixel"),
-    (np.array([["a", "b"], ["c", "d"]]), "image: expected numbers"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (np.zeros((3, 4, 5)), r"image: expected a 2-D array, got shape \(3, 4, 5\)"),
+        (np.full((8, 8), np.nan), "image: no finite pixel"),
+        (np.array([["a", "b"], ["c", "d"]]), "image: expected numbers"),
+    ],
+)
 def test_bad_images_get_a_clear_error(model_dir, bad, message):
     with pytest.raises(ValueError, match=message):
         load_masker(model_dir)(bad)

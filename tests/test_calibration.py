@@ -1,10 +1,18 @@
 """segnet.calibration: neighbour features, the perceptron's fit, the file form, and what the fit buys."""
+
 import numpy as np
 import pytest
 import yaml
 
-from segnet.calibration import (CalibrationError, CalibrationFit, PixelCalibration, context_means, feature_names,
-                                neighbour_features, train_mlp)
+from segnet.calibration import (
+    CalibrationError,
+    CalibrationFit,
+    PixelCalibration,
+    context_means,
+    feature_names,
+    neighbour_features,
+    train_mlp,
+)
 
 CLASSES = ("CR", "HPX")
 
@@ -16,9 +24,9 @@ def test_neighbour_features_by_hand():
     near = neighbour_features(x)
     assert near.shape == (13, 4, 5) and near.dtype == np.float32
     contrast, absolute, brightest, faintest, value = near[:5, 1, 2]
-    assert contrast == pytest.approx(8.0 - (-1.0) / 8)        # neighbours: seven 0 and one -1
+    assert contrast == pytest.approx(8.0 - (-1.0) / 8)  # neighbours: seven 0 and one -1
     assert absolute == pytest.approx(abs(contrast))
-    assert brightest == pytest.approx(0.0 - (-1.0 / 8))       # brightest neighbour 0, mean -1/8
+    assert brightest == pytest.approx(0.0 - (-1.0 / 8))  # brightest neighbour 0, mean -1/8
     assert faintest == pytest.approx(-1.0 / 8 - (-1.0))
     assert value == 8.0
     # Below the spike: its neighbours hold the 8; at the corner (0, 0) the edge is reflected.
@@ -27,7 +35,7 @@ def test_neighbour_features_by_hand():
     assert near[0, 0, 0] == pytest.approx(0.0)
     # Then each neighbour minus the pixel, rows first: (-1,-1) (-1,0) (-1,+1) (0,-1) (0,+1) (+1,-1) (+1,0) (+1,+1).
     np.testing.assert_allclose(near[5:, 1, 2], [-8, -8, -8, -8, -8, -8, -9, -8])
-    np.testing.assert_allclose(near[5:, 0, 2], [0, 0, 0, 0, 0, 0, 8, 0])   # the row above the edge is reflected
+    np.testing.assert_allclose(near[5:, 0, 2], [0, 0, 0, 0, 0, 0, 8, 0])  # the row above the edge is reflected
 
 
 def test_identity_keeps_the_networks_outputs():
@@ -77,7 +85,7 @@ def test_a_fit_finds_single_pixel_spikes_and_is_calibrated():
     epochs = []
     calibration = fit.fit(progress=epochs.append)
     assert len(epochs) == 40
-    assert fit.skipped == {"CR": 0}                       # no CR pixel: CR keeps the network's output
+    assert fit.skipped == {"CR": 0}  # no CR pixel: CR keeps the network's output
     assert calibration.passthrough == ("CR",)
     test = list(_spiky_tiles(20, rng))
     out = [calibration.apply(prob, x) for prob, x, _ in test]
@@ -85,7 +93,7 @@ def test_a_fit_finds_single_pixel_spikes_and_is_calibrated():
     p = np.stack([o[1] for o in out]).ravel()
     t = np.stack([truth[1] for _, _, truth in test]).ravel()
     order = np.argsort(-p)
-    assert t[order[:t.sum()]].mean() > 0.95               # the spikes rank first
+    assert t[order[: t.sum()]].mean() > 0.95  # the spikes rank first
     # Calibrated: the mean probability matches the frequency of the truth.
     assert p.mean() == pytest.approx(t.mean(), rel=0.15)
     assert p[t].mean() > 0.9 and (p[~t] > 0.5).sum() <= 3
@@ -93,7 +101,9 @@ def test_a_fit_finds_single_pixel_spikes_and_is_calibrated():
 
 def _random_calibration(rng, hidden=4, context=0):
     sizes = [len(feature_names(CLASSES, context)), hidden, hidden, len(CLASSES)]
-    return tuple((np.round(rng.normal(size=(o, i)), 4), np.round(rng.normal(size=o), 4)) for i, o in zip(sizes, sizes[1:]))
+    return tuple(
+        (np.round(rng.normal(size=(o, i)), 4), np.round(rng.normal(size=o), 4)) for i, o in zip(sizes, sizes[1:])
+    )
 
 
 def test_file_round_trip_and_errors(tmp_path):
@@ -118,7 +128,7 @@ def test_file_round_trip_and_errors(tmp_path):
     with broken(layers=data["layers"][:1] + [dict(data["layers"][1], bias=[1.0, "x", 0, 0])]) as caught:
         PixelCalibration.load(path, CLASSES)
     assert "layers[1].bias: expected a list of finite numbers" in str(caught.value)
-    with broken(layers=data["layers"][:2]) as caught:                    # 4 outputs for 2 classes
+    with broken(layers=data["layers"][:2]) as caught:  # 4 outputs for 2 classes
         PixelCalibration.load(path, CLASSES)
     assert "the last gives 4 outputs, expected 2" in str(caught.value)
     with broken(layers=[dict(data["layers"][0], weights=[[1.0, 2.0]] * 4)] + data["layers"][1:]) as caught:
@@ -127,7 +137,7 @@ def test_file_round_trip_and_errors(tmp_path):
     with broken(context=4) as caught:
         PixelCalibration.load(path, CLASSES)
     assert "context: expected 0 or an odd number of pixels, got 4" in str(caught.value)
-    with broken(context=0) as caught:                                  # the features name the 3x3 means
+    with broken(context=0) as caught:  # the features name the 3x3 means
         PixelCalibration.load(path, CLASSES)
     assert "features: expected ['logit_CR'" in str(caught.value)
     with broken(passthrough=["HCL"]) as caught:
@@ -156,22 +166,24 @@ def test_context_means_by_hand():
     planes = rng.normal(size=(2, 11, 7)).astype(np.float32)
     got = context_means(planes, 5)
     for y, x in [(0, 0), (5, 3), (10, 6), (2, 6), (8, 1)]:
-        box = planes[:, max(y - 2, 0):y + 3, max(x - 2, 0):x + 3]  # the part of the 5x5 box inside the image
+        box = planes[:, max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3]  # the part of the 5x5 box inside the image
         np.testing.assert_allclose(got[:, y, x], box.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("context", [0, 5])
 def test_attached_to_a_model_it_equals_apply(context):
     import keras
+
     rng = np.random.default_rng(7)
     keras.utils.set_random_seed(7)
     image = keras.Input((None, None, 1))
     network = keras.Model(image, keras.layers.Conv2D(2, 3, padding="same", activation="sigmoid")(image))
-    calibration = PixelCalibration(CLASSES, _random_calibration(rng, hidden=5, context=context), ("CR",),
-                                   context=context)
+    calibration = PixelCalibration(
+        CLASSES, _random_calibration(rng, hidden=5, context=context), ("CR",), context=context
+    )
     x = rng.normal(0, 2, (2, 12, 20, 1)).astype(np.float32)
     raw = np.moveaxis(np.asarray(network.predict_on_batch(x)), -1, 1)
     got = np.moveaxis(np.asarray(calibration.attach(network).predict_on_batch(x)), -1, 1)
     np.testing.assert_allclose(got, calibration.apply_batch(raw, x[..., 0]), atol=1e-5)
-    np.testing.assert_array_equal(got[:, 0], raw[:, 0])                     # CR passes through
+    np.testing.assert_array_equal(got[:, 0], raw[:, 0])  # CR passes through
     assert PixelCalibration.identity(CLASSES).attach(network) is network

@@ -1,16 +1,17 @@
 """From samples to batches: the network input, truth/weight packing, determinism, class fractions."""
+
 import numpy as np
 import pytest
 
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
-from segnet.dataset import (TileBatches, loss_weights, make_batch, measure_class_fractions, network_input)
+from segnet.dataset import TileBatches, loss_weights, make_batch, measure_class_fractions, network_input
 
 
 def test_network_input_is_the_compressed_normalised_image():
     rng = np.random.default_rng(0)
     image = 500 + 10 * rng.standard_normal((64, 64))
-    image[10, 10] = 500 + 10 * 30        # a 30-sigma hit
+    image[10, 10] = 500 + 10 * 30  # a 30-sigma hit
     image[20, 20] = np.nan
     saturated = np.zeros(image.shape, bool)
     saturated[40, 40] = True
@@ -40,7 +41,7 @@ def test_make_batch_packs_truth_known_truth_and_weights():
     assert np.all(y[..., -1] >= 0)
     sat = source.classes.index("SAT")
     for b, s in enumerate(samples):
-        known = y[b, ..., n:2 * n]
+        known = y[b, ..., n : 2 * n]
         # Saturated pixels: truth known for SAT only; everywhere else known for every class.
         assert np.all(known[s.saturated][:, sat] == 1)
         assert np.all(np.delete(known[s.saturated], sat, axis=1) == 0)
@@ -49,16 +50,21 @@ def test_make_batch_packs_truth_known_truth_and_weights():
 
 def test_saturated_pixels_count_for_sat_only():
     """A saturated star's pixels: weight > 0 (SAT is learnt there), yet no other class is known there."""
-    family = {"bright_stars_per_mpix": [3000, 3000], "bright_peak": [20, 20], "stars_per_mpix": [0, 0],
-              "galaxies_per_mpix": [0, 0]}
+    family = {
+        "bright_stars_per_mpix": [3000, 3000],
+        "bright_peak": [20, 20],
+        "stars_per_mpix": [0, 0],
+        "galaxies_per_mpix": [0, 0],
+    }
     source = SampleSource(load_sim_section({"data": {"tile": 32, "families": {"f": family}}}), 0)
     sample = source[0]
     assert sample.saturated.any() and np.array_equal(sample.truth_of("SAT"), sample.saturated)
     n = len(source.classes)
     _, y = make_batch([sample], np.ones(n, np.float32), 0.5)
     assert np.all(y[0, ..., -1][sample.saturated] > 0)
-    only_obj = SampleSource(load_sim_section({"classes": ["CR", "OBJ"], "data": {"tile": 32,
-                                                                                   "families": {"f": family}}}), 0)
+    only_obj = SampleSource(
+        load_sim_section({"classes": ["CR", "OBJ"], "data": {"tile": 32, "families": {"f": family}}}), 0
+    )
     _, y = make_batch([only_obj[0]], np.ones(2, np.float32), 0.5)
     assert np.all(y[0, ..., -1][only_obj[0].saturated] == 0)  # no class known there: no weight
 
@@ -70,7 +76,7 @@ def test_unknown_pixels_get_no_weight():
     sample.unknown[5:9, 5:9] = True
     n = len(source.classes)
     _, y = make_batch([sample], np.ones(n, np.float32), 0.5)
-    assert np.all(y[0, 5:9, 5:9, -1] == 0) and np.all(y[0, 5:9, 5:9, n:2 * n] == 0)
+    assert np.all(y[0, 5:9, 5:9, -1] == 0) and np.all(y[0, 5:9, 5:9, n : 2 * n] == 0)
 
 
 def test_batches_depend_only_on_their_indices():
@@ -78,7 +84,7 @@ def test_batches_depend_only_on_their_indices():
     kwargs = dict(batch_size=2, class_w=np.ones(len(source.classes), np.float32), background_w=1.0)
     a = TileBatches(source, first_index=0, n_batches=3, **kwargs)
     b = TileBatches(source, first_index=2, n_batches=2, **kwargs)
-    np.testing.assert_array_equal(a[1][0], b[0][0])   # samples 2, 3 in both
+    np.testing.assert_array_equal(a[1][0], b[0][0])  # samples 2, 3 in both
     np.testing.assert_array_equal(a[1][1], b[0][1])
     assert len(a) == 3
     with pytest.raises(IndexError):

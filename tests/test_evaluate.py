@@ -1,4 +1,5 @@
 """evaluate.py on a smoke run: tables, CSV, JSON, plots and thresholds.yaml."""
+
 import json
 import os
 import time
@@ -42,14 +43,39 @@ def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
 
 def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
     from segnet.metrics import ClassMetrics
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "0", "--calibration-tiles", "0",
-                   "--no-baseline", "--quiet"])
+
+    evaluate.main(
+        [
+            "--run",
+            str(smoke_run),
+            "--n",
+            "4",
+            "--threshold-tiles",
+            "0",
+            "--calibration-tiles",
+            "0",
+            "--no-baseline",
+            "--quiet",
+        ]
+    )
     on_test = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
     for name, samples in on_test["classes"].items():  # chosen on the test tiles: MCC there is the best MCC
         assert on_test["thresholds"][name] == samples["all"]["MCC threshold"]
         assert samples["all"]["MCC at threshold"] == pytest.approx(samples["all"]["best MCC"])
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--calibration-tiles", "0",
-                   "--no-baseline", "--quiet"])
+    evaluate.main(
+        [
+            "--run",
+            str(smoke_run),
+            "--n",
+            "4",
+            "--threshold-tiles",
+            "3",
+            "--calibration-tiles",
+            "0",
+            "--no-baseline",
+            "--quiet",
+        ]
+    )
     payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
     assert not (smoke_run / "calibration.yaml").exists()
     assert "3 tiles of the validation split" in (smoke_run / "thresholds.yaml").read_text()
@@ -59,6 +85,7 @@ def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
     from segnet.config import load_run_config
     from segnet.evaluation import predict_tiles, valid_pixels
     from segnet.run_folder import load_model
+
     config, _ = load_run_config(smoke_run / "config.yaml")
     samples = list(iter_samples(SampleSource(config.data_section, config.train.seed, split="validation"), 0, 3))
     prob = predict_tiles(load_model(resolve_model(smoke_run)[0]), samples)
@@ -78,15 +105,31 @@ def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tile
     from segnet.evaluation import fit_calibration, predict_tiles, valid_pixels
     from segnet.metrics import ClassMetrics
     from segnet.run_folder import load_model
-    assert evaluate.main(["--run", str(smoke_run), "--n", "4", "--threshold-tiles", "3", "--calibration-tiles", "5",
-                          "--no-baseline", "--quiet"]) == 0
+
+    assert (
+        evaluate.main(
+            [
+                "--run",
+                str(smoke_run),
+                "--n",
+                "4",
+                "--threshold-tiles",
+                "3",
+                "--calibration-tiles",
+                "5",
+                "--no-baseline",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     config, _ = load_run_config(smoke_run / "config.yaml")
     model = load_model(resolve_model(smoke_run)[0])
     validation = SampleSource(config.data_section, config.train.seed, split="validation")
     written = PixelCalibration.load(smoke_run / "calibration.yaml", config.classes)
     refit = fit_calibration(model, validation, 5)
     assert written.tiles == 5 and written.passthrough == refit.passthrough != config.classes
-    for (w, b), (w2, b2) in zip(written.layers, refit.layers, strict=True):   # same tiles, same fit
+    for (w, b), (w2, b2) in zip(written.layers, refit.layers, strict=True):  # same tiles, same fit
         np.testing.assert_allclose(w, w2, rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(b, b2, rtol=1e-5, atol=1e-9)
     # The thresholds and the test figures are those of the calibrated probabilities.

@@ -1,5 +1,6 @@
 """Inpainting: the masked loss, the baselines on hand-made cases, masks and batches, the network,
 exact copies of unreplaced pixels, the evaluation, and training through train.py."""
+
 import importlib.util
 import os
 import subprocess
@@ -30,17 +31,24 @@ TINY = dict(depth=2, base_filters=4, convs_per_level=1)
 
 
 def tiny_source(tile=48, seed=0, stars=(100, 2000), cosmics=(3000, 6000), nsigma=1.0):
-    data = {"tile": tile, "truth_nsigma": nsigma, "families": {"optical_sparse": {"weight": 1.0, "fwhm": [1.5, 3.0],
-                                                          "stars_per_mpix": list(stars)}},
-            "contaminants": {**{name: {"probability": 0.0} for name in INJECTED},
-                             "CR": {"probability": 1.0, "per_mpix": list(cosmics)}}}
+    data = {
+        "tile": tile,
+        "truth_nsigma": nsigma,
+        "families": {"optical_sparse": {"weight": 1.0, "fwhm": [1.5, 3.0], "stars_per_mpix": list(stars)}},
+        "contaminants": {
+            **{name: {"probability": 0.0} for name in INJECTED},
+            "CR": {"probability": 1.0, "per_mpix": list(cosmics)},
+        },
+    }
     return SampleSource(load_sim_section({"data": data}), seed, clean=True)
 
 
 # --- The loss ---------------------------------------------------------------------------------------------
 
+
 def loss_and_grad(y_true, y_pred, delta=None):
     import tensorflow as tf
+
     pred = tf.Variable(y_pred)
     with tf.GradientTape() as tape:
         value = MaskedMSE(delta=delta)(y_true, pred)
@@ -75,7 +83,7 @@ def test_masked_mse_ignores_pixels_outside_the_mask():
 def test_masked_huber_is_squared_within_delta_and_linear_beyond_by_hand():
     target_ = np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 2, 2, 1)
     weight = np.array([1, 1, 1, 0], np.float32).reshape(1, 2, 2, 1)
-    pred = np.array([0.0, 12.0, -2.0, 99.0], np.float32).reshape(1, 2, 2, 1)   # errors 1, -10, 5 (and unused)
+    pred = np.array([0.0, 12.0, -2.0, 99.0], np.float32).reshape(1, 2, 2, 1)  # errors 1, -10, 5 (and unused)
     value, grad = loss_and_grad(np.concatenate([target_, weight], -1), pred, delta=2.0)
     # rho: 1; 2*2*10 - 4 = 36; 2*2*5 - 4 = 16
     assert value == pytest.approx((1 + 36 + 16) / 3, rel=1e-6)
@@ -97,6 +105,7 @@ def test_masked_mse_of_an_empty_mask_is_zero():
 
 
 # --- Baselines on hand-made cases --------------------------------------------------------------------------
+
 
 def test_masked_median_takes_the_unmasked_5x5_neighbours():
     image = np.arange(49, dtype=np.float32).reshape(7, 7)
@@ -158,6 +167,7 @@ def test_baselines_check_their_inputs():
 
 # --- Masks and batches --------------------------------------------------------------------------------------
 
+
 def test_borrowed_masks_are_moved_copies_fixed_by_seed_split_and_index():
     rng = np.random.default_rng(1)
     other = rng.random((16, 16)) < 0.1
@@ -189,8 +199,12 @@ def test_batches_fill_the_masked_pixels_and_target_the_clean_tile():
         np.testing.assert_array_equal(x[k, ..., 2], mask)
         assert np.all(y[k, ..., 1][~mask] == 0) and y[k, ..., 1][mask].sum() > 0
         used = y[k, ..., 1] > 0
-        np.testing.assert_allclose(decode(y[k, ..., 0], background, sigma, fill)[used], sample.clean[used],
-                                   rtol=1e-5, atol=1e-3 * float(sigma.mean()))
+        np.testing.assert_allclose(
+            decode(y[k, ..., 0], background, sigma, fill)[used],
+            sample.clean[used],
+            rtol=1e-5,
+            atol=1e-3 * float(sigma.mean()),
+        )
 
 
 def test_encode_target_decode_round_trip_and_the_unit_of_the_correction():
@@ -232,6 +246,7 @@ def test_inpaint_config_errors_name_the_key_path():
 
 # --- The network and its application -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def inpainter_file(tmp_path_factory):
     keras.utils.set_random_seed(0)
@@ -261,7 +276,9 @@ def test_the_inpainter_folds_its_batch_normalisation_and_predicts_the_same():
     for layer in model.layers:  # statistics and affine terms far from their initial values
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)])
+            layer.set_weights(
+                [rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)]
+            )
     head = model.get_layer("head")
     head.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in head.get_weights()])  # not all zero
     folded = fold_batch_norm(model)
@@ -276,6 +293,7 @@ def test_the_inpainter_folds_its_batch_normalisation_and_predicts_the_same():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 def test_unreplaced_pixels_come_out_unchanged_exactly(inpainter_file, dtype):
     from segnet.inference import TileSettings
+
     inpainter = Inpainter(inpainter_file)
     rng = np.random.default_rng(4)
     image = (300 + 7 * rng.standard_normal((70, 90))).astype(dtype)
@@ -317,6 +335,7 @@ def test_missing_inpainting_models_are_named(tmp_path):
 
 def test_a_segmentation_model_is_not_an_inpainter(tmp_path):
     from segnet.model import build_segnet
+
     path = tmp_path / "seg.keras"
     build_segnet(class_names=("CR", "OBJ"), depth=1, base_filters=2, convs_per_level=1).save(path)
     with pytest.raises(ValueError, match="not an inpainting model"):
@@ -325,6 +344,7 @@ def test_a_segmentation_model_is_not_an_inpainter(tmp_path):
 
 # --- Evaluation ---------------------------------------------------------------------------------------------
 
+
 class Oracle:
     """Answers the clean tile on every replaced pixel: the evaluation must score it 0."""
 
@@ -332,8 +352,7 @@ class Oracle:
         self.samples = samples
 
     def images(self, images, replace, saturated=None):
-        cleans = [next(s.clean for s in self.samples if np.array_equal(s.image, im, equal_nan=True))
-                  for im in images]
+        cleans = [next(s.clean for s in self.samples if np.array_equal(s.image, im, equal_nan=True)) for im in images]
         return [compose(im, mask, clean) for im, mask, clean in zip(images, replace, cleans)]
 
 
@@ -344,8 +363,11 @@ def test_evaluation_scores_a_perfect_fill_zero_and_the_baselines_not():
     result = evaluate_inpainting(oracle, source, 3, replace=("CR",), batch_size=2)
     rows = dict(result.class_rows())
     assert rows["all"]["network"] == 0 and rows["all"]["median"] > 0 and rows["all"]["biharmonic"] > 0
-    assert rows["all"]["pixels"] == rows["CR"]["pixels"] == sum(
-        int((s.truth_of("CR") & ~s.saturated & ~s.clean_saturated).sum()) for s in oracle.samples)
+    assert (
+        rows["all"]["pixels"]
+        == rows["CR"]["pixels"]
+        == sum(int((s.truth_of("CR") & ~s.saturated & ~s.clean_saturated).sum()) for s in oracle.samples)
+    )
     assert dict(result.family_rows())["optical_sparse"]["network"] == 0
     photometry = dict(result.photometry_rows())
     assert photometry["all"]["stars"] > 0
@@ -353,18 +375,26 @@ def test_evaluation_scores_a_perfect_fill_zero_and_the_baselines_not():
     assert {m for m, _ in result.runtime_rows()} == {"network", "median", "biharmonic"}
     assert rows["CR"]["median network"] == 0 and rows["CR"]["median median"] > 0
     from segnet.inpainting.report import markdown
+
     text = markdown(result)
     assert "| CR | 0 |" in text and "Runtimes per 100 images of 96x96" in text
 
 
 # --- Training through train.py ------------------------------------------------------------------------------
 
+
 def write_inpaint_config(tmp_path, **train_overrides):
     smoke = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
     smoke["inpaint"] = {"replace": ["CR", "HPX", "HCL"], "huber_delta": 3.0}
     smoke["model"] = {**TINY, "batch_norm": True}
-    smoke["train"] = {**smoke["train"], "epochs": 2, "steps_per_epoch": 3, "batch_size": 2,
-                      "validation_samples": 2, **train_overrides}
+    smoke["train"] = {
+        **smoke["train"],
+        "epochs": 2,
+        "steps_per_epoch": 3,
+        "batch_size": 2,
+        "validation_samples": 2,
+        **train_overrides,
+    }
     path = tmp_path / "inpaint_smoke.yaml"
     path.write_text(yaml.safe_dump(smoke))
     return path
@@ -394,10 +424,20 @@ def test_train_py_trains_the_inpainter_resumes_exactly_and_keeps_it_out_of_lates
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_the_inpainter_trains_under_jax_and_loads_under_tensorflow(tmp_path):
     cfg = write_inpaint_config(tmp_path, epochs=1, steps_per_epoch=2)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
-           "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "jax"),
-                             "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_backend_optimization_level=0",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "jax"), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     inpainter = Inpainter(tmp_path / "jax" / "model.keras")
     image = np.random.default_rng(5).normal(100, 3, (21, 35)).astype(np.float32)

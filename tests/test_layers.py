@@ -80,15 +80,11 @@ def test_pool_and_unpool_match_tensorflow_argmax_and_scatter(shape):
     x = _tied(shape, seed=1)
     x[0, 0, 0, 0], x[0, 0, -1, -1] = -0.0, 0.0  # signed zeros tie too
     pooled, switches = MaxPoolWithSwitches()(x)
-    tf_pooled, tf_index = tf.nn.max_pool_with_argmax(
-        x, ksize=2, strides=2, padding="SAME", include_batch_in_index=True
-    )
+    tf_pooled, tf_index = tf.nn.max_pool_with_argmax(x, ksize=2, strides=2, padding="SAME", include_batch_in_index=True)
     np.testing.assert_array_equal(np.asarray(pooled), tf_pooled.numpy())
     np.testing.assert_array_equal(_flat_index(np.asarray(switches), shape), tf_index.numpy())
 
-    scattered = tf.scatter_nd(
-        tf.reshape(tf_index, (-1, 1)), tf.reshape(tf_pooled, (-1,)), [int(np.prod(shape))]
-    )
+    scattered = tf.scatter_nd(tf.reshape(tf_index, (-1, 1)), tf.reshape(tf_pooled, (-1,)), [int(np.prod(shape))])
     restored = UnpoolWithSwitches()([pooled, switches, x])
     np.testing.assert_array_equal(np.asarray(restored), tf.reshape(scattered, shape).numpy())
 

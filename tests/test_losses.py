@@ -21,9 +21,7 @@ AA, AB, BB = 0.0751136080, 0.1238414032, 0.2041799556
 
 def test_class_weights_are_inverse_fractions_with_unit_mean():
     fractions = {"CR": 0.01, "HCL": 0.04, "OBJ": 0.2}  # OBJ: not a class of this model
-    class_w, background_w = class_weights_from_fractions(
-        fractions, ["HCL", "CR"], background_fraction=0.95
-    )
+    class_w, background_w = class_weights_from_fractions(fractions, ["HCL", "CR"], background_fraction=0.95)
     # Raw weights 1/f: HCL 25, CR 100, background 1/0.95; mean weight
     # 0.04*25 + 0.01*100 + 0.95/0.95 = 3, so all are divided by 3.
     np.testing.assert_allclose(class_w, [25 / 3, 100 / 3], rtol=1e-6)

@@ -1,4 +1,5 @@
 """Streaming metrics against hand-computed answers."""
+
 import numpy as np
 import pytest
 
@@ -28,7 +29,7 @@ def test_auc_by_hand():
 
 
 def test_tpr_at_fixed_fpr_by_hand():
-    negatives = centred(np.arange(1000))       # one negative in every bin
+    negatives = centred(np.arange(1000))  # one negative in every bin
     positives = centred([999, 996, 990, 500])
     s = one_class(np.concatenate([negatives, positives]), [0] * 1000 + [1] * 4)
     # FPR <= 0.5 %: at most 5 negatives flagged -> threshold 0.995; positives >= it: 999, 996.
@@ -42,13 +43,13 @@ def test_tpr_at_fixed_fpr_by_hand():
 def test_dilated_tpr_uses_the_undilated_fpr():
     prob = np.zeros((1, 1, 5, 5))
     truth = np.zeros((1, 1, 5, 5), bool)
-    prob[0, 0, 2, 2] = centred(900)      # a confident pixel...
+    prob[0, 0, 2, 2] = centred(900)  # a confident pixel...
     truth[0, 0, 2, 2] = truth[0, 0, 2, 3] = True  # ...and a missed positive next to it
-    prob[0, 0, 0, 0] = centred(800)      # one false positive far away (1 of 23 negatives)
+    prob[0, 0, 0, 0] = centred(800)  # one false positive far away (1 of 23 negatives)
     m = ClassMetrics(["X"], n_bins=1000, spacing="linear")
     m.update(prob, truth)
     s = m.summary("X")
-    assert s.tpr_at_fpr(0.0) == pytest.approx(0.5)               # threshold above the false positive
+    assert s.tpr_at_fpr(0.0) == pytest.approx(0.5)  # threshold above the false positive
     assert s.tpr_at_fpr(0.0, dilated=True) == pytest.approx(1.0)  # the 3x3 dilation reaches (2, 3)
     assert s.fpr[int(np.ceil(0.8 * 1000))] == pytest.approx(1 / 23)
     np.testing.assert_array_equal(dilate3x3(prob)[0, 0, 1:4, 1:4], centred(900))
@@ -76,7 +77,7 @@ def test_logit_bins_tell_tiny_probabilities_apart():
     # Calibrated probabilities of a rare class: negatives near 1e-7, positives near 1e-5.
     prob = np.concatenate([np.full(1000, 1e-7), np.full(10, 1e-5)])
     truth = [0] * 1000 + [1] * 10
-    assert one_class(prob, truth, n_bins=10_000).auc() == pytest.approx(0.5)   # even bins: one tied bin
+    assert one_class(prob, truth, n_bins=10_000).auc() == pytest.approx(0.5)  # even bins: one tied bin
     logit = one_class(prob, truth, n_bins=10_000, spacing="logit")
     assert logit.auc() == pytest.approx(1.0)
     threshold, mcc = logit.best_mcc()
@@ -104,7 +105,7 @@ def test_reliability_and_calibration_error():
 def test_streaming_equals_one_shot():
     rng = np.random.default_rng(1)
     prob = rng.uniform(0, 1, (6, 2, 16, 16))
-    truth = rng.uniform(0, 1, prob.shape) < prob ** 3
+    truth = rng.uniform(0, 1, prob.shape) < prob**3
     whole = ClassMetrics(["A", "B"])
     whole.update(prob, truth)
     parts = [ClassMetrics(["A", "B"]) for _ in range(3)]

@@ -145,7 +145,14 @@ def test_jax_backend_gives_the_same_output(tmp_path):
     )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "tf.keras"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        [
+            sys.executable,
+            "-c",
+            JAX_SCRIPT,
+            str(tmp_path / "tf.keras"),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -161,12 +168,15 @@ def test_jax_backend_gives_the_same_output(tmp_path):
 
 def test_folded_batch_norm_gives_the_same_probabilities():
     from segnet.model import fold_batch_norm
+
     model = build_segnet(class_names=("CR", "OBJ"), depth=2, base_filters=4)
     rng = np.random.default_rng(3)
     for layer in model.layers:  # batch statistics and affine terms far from their initial values
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)])
+            layer.set_weights(
+                [rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.2, 3, n)]
+            )
     folded = fold_batch_norm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     assert folded.count_params() < model.count_params()

@@ -105,6 +105,7 @@ def test_bad_arguments_fail_loudly(kwargs, match):
 
 def test_grid_windows_equal_the_whole_map_and_lazy_reading_changes_nothing(tmp_path):
     from astropy.io import fits
+
     from segnet.normalize import BackgroundGrid
 
     rng = np.random.default_rng(3)

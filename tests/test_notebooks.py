@@ -1,4 +1,5 @@
 """The notebooks run top to bottom on the shipped model, and are committed without outputs."""
+
 import os
 from pathlib import Path
 
@@ -13,14 +14,13 @@ NAMES = ["explore_probability_maps.ipynb", "your_own_frame.ipynb"]
 
 @pytest.fixture(autouse=True)
 def quiet_jupyter(monkeypatch):
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")     # jupyter_core's path-migration warning
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's path-migration warning
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def execute(notebook, cwd: Path):
     """Run every cell in a fresh kernel started in ``cwd``; a failing cell raises CellExecutionError."""
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     return client.execute()
 
 
@@ -43,13 +43,17 @@ def test_notebook_runs_top_to_bottom(name):
     assert not errors
     figures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
     assert figures >= 3
-    assert {p.name for p in NOTEBOOKS.iterdir()} == before      # wrote nothing beside the notebooks
+    assert {p.name for p in NOTEBOOKS.iterdir()} == before  # wrote nothing beside the notebooks
 
 
 def test_a_failing_cell_fails_the_run(tmp_path):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
-                                               nbformat.v4.new_code_cell("raise ValueError('cell 2 fails')"),
-                                               nbformat.v4.new_code_cell("x = 3")])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_code_cell("raise ValueError('cell 2 fails')"),
+            nbformat.v4.new_code_cell("x = 3"),
+        ]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     with pytest.raises(CellExecutionError, match="cell 2 fails"):
         execute(notebook, tmp_path)

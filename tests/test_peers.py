@@ -3,6 +3,7 @@
 Runs whatever peers are importable here (in CI: astroscrappy only) beside a tiny
 untrained SegNet, on two tiny frames.
 """
+
 import csv
 import re
 
@@ -34,8 +35,11 @@ def tables(text: str) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
 
 def ran(*skip):
     """Tools that can run here on tiny frames: importable, no size limit, not in ``skip``."""
-    return [k for k in ["ours", *peers.PEERS] if k not in skip and peers.TOOLS[k].min_side <= 64
-            and peers.missing_module(peers.TOOLS[k]) is None]
+    return [
+        k
+        for k in ["ours", *peers.PEERS]
+        if k not in skip and peers.TOOLS[k].min_side <= 64 and peers.missing_module(peers.TOOLS[k]) is None
+    ]
 
 
 def fits_frames(folder):
@@ -51,13 +55,31 @@ def fits_frames(folder):
     return paths
 
 
-def test_tables_have_one_row_per_tool_per_class_and_missing_peers_are_skipped(tiny_model, tmp_path, capsys,
-                                                                              monkeypatch):
+def test_tables_have_one_row_per_tool_per_class_and_missing_peers_are_skipped(
+    tiny_model, tmp_path, capsys, monkeypatch
+):
     # One run (every run starts TensorFlow in a child): 2 simulated frames with truth, 2 FITS frames without.
     monkeypatch.setattr(peers.DeepCR, "modules", ("no_such_module_in_this_test",))
     out = tmp_path / "out"
-    assert peers.main(["--model", str(tiny_model), "--config", "smoke.yaml", "--n", "2", "--size", "64",
-                       "--frames", *map(str, fits_frames(tmp_path)), "--out", str(out)]) == 0
+    assert (
+        peers.main(
+            [
+                "--model",
+                str(tiny_model),
+                "--config",
+                "smoke.yaml",
+                "--n",
+                "2",
+                "--size",
+                "64",
+                "--frames",
+                *map(str, fits_frames(tmp_path)),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "deepCR: skipped, not installed here (no module no_such_module_in_this_test" in text
     assert "MaxiMask: skipped" in text  # not installed, or frames under its 400 px
@@ -115,11 +137,20 @@ def test_at_half_puts_each_threshold_at_one_half():
 
 
 def test_camera_from_raw_and_sky_subtracted_headers():
-    raw = peers.Camera.from_header({"GAIN": (2.0, ""), "RDNOISE": (4.0, ""), "BIAS": (300.0, ""),
-                                    "SATURATE": (30300.0, ""), "SKYSUB": (False, ""), "SKYLEVEL": (1000.0, "")})
+    raw = peers.Camera.from_header(
+        {
+            "GAIN": (2.0, ""),
+            "RDNOISE": (4.0, ""),
+            "BIAS": (300.0, ""),
+            "SATURATE": (30300.0, ""),
+            "SKYSUB": (False, ""),
+            "SKYLEVEL": (1000.0, ""),
+        }
+    )
     assert raw == peers.Camera(gain=2.0, read_noise=4.0, bias=300.0, sky=0.0, saturation=30300.0)
-    sub = peers.Camera.from_header({"GAIN": 2.0, "RDNOISE": 4.0, "BIAS": 300.0, "SATURATE": 30300.0,
-                                    "SKYSUB": True, "SKYLEVEL": 1000.0})
+    sub = peers.Camera.from_header(
+        {"GAIN": 2.0, "RDNOISE": 4.0, "BIAS": 300.0, "SATURATE": 30300.0, "SKYSUB": True, "SKYLEVEL": 1000.0}
+    )
     assert sub == peers.Camera(gain=2.0, read_noise=4.0, bias=0.0, sky=500.0, saturation=29500.0)
     frame = peers.Frame(np.array([[10.0, np.nan, 30.0]], np.float32), np.zeros((1, 3), bool), sub)
     np.testing.assert_allclose(peers.calibrated_adu(frame), [[510, 520, 530]])
@@ -137,6 +168,7 @@ def test_spread_keeps_order_and_comes_back():
 @pytest.mark.parametrize("spacing", ["linear", "logit"])
 def test_mcc_at_a_default_threshold_counts_exactly_the_flagged_pixels(spacing):
     from segnet.metrics import ClassMetrics
+
     rng = np.random.default_rng(0)
     scores = rng.uniform(0, 1, (1, 1, 40, 40))
     truth = rng.uniform(0, 1, scores.shape) < scores

@@ -1,4 +1,5 @@
 """predict.py: the CONTRACT.md output, tiling, awkward inputs, bad files, atomic writes, parallel runs."""
+
 import gzip
 import hashlib
 import shutil
@@ -16,16 +17,28 @@ from segnet.inference import TileSettings, predict_frame
 from segnet.metrics import adjust_priors
 
 SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
-WCS = {"WCSAXES": 2, "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 20.0, "CRPIX2": 30.0, "CRVAL1": 83.82,
-       "CRVAL2": -5.39, "CD1_1": -7e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 7e-5}
+WCS = {
+    "WCSAXES": 2,
+    "CTYPE1": "RA---TAN",
+    "CTYPE2": "DEC--TAN",
+    "CRPIX1": 20.0,
+    "CRPIX2": 30.0,
+    "CRVAL1": 83.82,
+    "CRVAL2": -5.39,
+    "CD1_1": -7e-5,
+    "CD1_2": 0.0,
+    "CD2_1": 0.0,
+    "CD2_2": 7e-5,
+}
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "smoke"
     assert train.main(["--config", "smoke.yaml", "--run-dir", str(run), "--quiet"]) == 0
-    (run / "thresholds.yaml").write_text(yaml.safe_dump({c: 0.3 + 0.02 * k for k, c in enumerate(
-        yaml.safe_load((run / "classes.yaml").read_text()))}))
+    (run / "thresholds.yaml").write_text(
+        yaml.safe_dump({c: 0.3 + 0.02 * k for k, c in enumerate(yaml.safe_load((run / "classes.yaml").read_text()))})
+    )
     return run
 
 
@@ -75,6 +88,7 @@ def test_output_follows_the_contract(run_dir, tmp_path):
 
 def random_layers(classes, seed, hidden=6):
     from segnet.calibration import feature_names
+
     rng = np.random.default_rng(seed)
     sizes = [len(feature_names(classes)), hidden, hidden, len(classes)]
     return tuple((rng.normal(0, 0.5, (o, i)), rng.normal(0, 0.5, o)) for i, o in zip(sizes, sizes[1:]))
@@ -84,6 +98,7 @@ def random_layers(classes, seed, hidden=6):
 def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
     from segnet.calibration import PixelCalibration
     from segnet.run_folder import load_model
+
     model = load_model(run_dir / "model.keras")
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibration = PixelCalibration(tuple(classes), random_layers(classes, seed=5)) if calibrated else None
@@ -97,8 +112,8 @@ def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
 
 def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
     from segnet.calibration import PixelCalibration
-    from segnet.normalize import to_network
-    from segnet.normalize import BackgroundGrid
+    from segnet.normalize import BackgroundGrid, to_network
+
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibrated = tmp_path / "calibrated"
     shutil.copytree(run_dir, calibrated)
@@ -162,8 +177,18 @@ def test_int16_with_bzero_big_endian_fz_and_gz_give_the_same_masks(run_dir, tmp_
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(counts.astype(np.int32))]).writeto(tmp_path / "comp.fits.fz")
     with open(tmp_path / "float.fits", "rb") as f, gzip.open(tmp_path / "zipped.fits.gz", "wb") as g:
         shutil.copyfileobj(f, g)
-    assert run(run_dir, tmp_path / "float.fits", tmp_path / "int16.fits", tmp_path / "comp.fits.fz",
-               tmp_path / "zipped.fits.gz", "-o", tmp_path / "out") == 0
+    assert (
+        run(
+            run_dir,
+            tmp_path / "float.fits",
+            tmp_path / "int16.fits",
+            tmp_path / "comp.fits.fz",
+            tmp_path / "zipped.fits.gz",
+            "-o",
+            tmp_path / "out",
+        )
+        == 0
+    )
     reference = prob_of(tmp_path / "out" / "float.mask.fits")
     for name in ("int16", "comp", "zipped"):
         np.testing.assert_allclose(prob_of(tmp_path / "out" / f"{name}.mask.fits"), reference, atol=1e-6)
@@ -171,8 +196,14 @@ def test_int16_with_bzero_big_endian_fz_and_gz_give_the_same_masks(run_dir, tmp_
 
 def test_multi_extension_files(run_dir, tmp_path):
     table = fits.BinTableHDU.from_columns([fits.Column(name="x", format="E", array=np.ones(3))], name="CAT")
-    hdul = fits.HDUList([fits.PrimaryHDU(), table, fits.ImageHDU(frame(seed=1), name="CCD1"),
-                         fits.ImageHDU(frame((40, 60), seed=2), name="CCD2")])
+    hdul = fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            table,
+            fits.ImageHDU(frame(seed=1), name="CCD1"),
+            fits.ImageHDU(frame((40, 60), seed=2), name="CCD2"),
+        ]
+    )
     hdul.writeto(tmp_path / "mef.fits")
     assert run(run_dir, tmp_path / "mef.fits", "-o", tmp_path / "first") == 0
     with fits.open(tmp_path / "first" / "mef.mask.fits") as out:
@@ -214,6 +245,7 @@ def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch):
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(prediction, "predict_frame", interrupted)
     src = write(tmp_path / "f.fits", frame())
     with pytest.raises(KeyboardInterrupt):
@@ -298,8 +330,9 @@ def test_a_list_file_and_two_worker_processes(run_dir, tmp_path):
     assert run(run_dir, tmp_path / "list.txt", "-o", tmp_path / "serial") == 0
     assert run(run_dir, tmp_path / "list.txt", "-o", tmp_path / "parallel", "--workers", "2") == 0
     for i in range(3):
-        np.testing.assert_array_equal(prob_of(tmp_path / "serial" / f"f{i}.mask.fits"),
-                                      prob_of(tmp_path / "parallel" / f"f{i}.mask.fits"))
+        np.testing.assert_array_equal(
+            prob_of(tmp_path / "serial" / f"f{i}.mask.fits"), prob_of(tmp_path / "parallel" / f"f{i}.mask.fits")
+        )
 
 
 def test_a_dask_local_cluster(run_dir, tmp_path):
@@ -309,8 +342,16 @@ def test_a_dask_local_cluster(run_dir, tmp_path):
         write(tmp_path / f"f{i}.fits", frame(seed=i))
     write(tmp_path / "bad.fits", np.ones(5, np.float32))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        code = run(run_dir, tmp_path / "f0.fits", tmp_path / "f1.fits", tmp_path / "bad.fits",
-                   "-o", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+        code = run(
+            run_dir,
+            tmp_path / "f0.fits",
+            tmp_path / "f1.fits",
+            tmp_path / "bad.fits",
+            "-o",
+            tmp_path / "out",
+            "--scheduler",
+            cluster.scheduler_address,
+        )
     assert code == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.mask.fits", "f1.mask.fits"]
 
@@ -344,8 +385,9 @@ def test_no_false_flags_along_the_frame_edge_whatever_the_tile(tmp_path, tile):
     rng = np.random.default_rng(1)
     image = (1000 + 20 * rng.standard_normal((300, 300))).astype(np.float32)
     src = write(tmp_path / "noise.fits", image, {"GAIN": 2.5, "RDNOISE": 5.0})
-    assert predict.main([str(src), "-o", str(tmp_path), "--tile", tile, "--margin", "32", "--blend", "16",
-                         "--quiet"]) == 0
+    assert (
+        predict.main([str(src), "-o", str(tmp_path), "--tile", tile, "--margin", "32", "--blend", "16", "--quiet"]) == 0
+    )
     with fits.open(tmp_path / "noise.mask.fits") as hdul:
         flags, header = hdul["FLAGS"].data, hdul["FLAGS"].header
         names = [header[f"BIT{k}"] for k in range(hdul["PROB"].data.shape[0])]
@@ -402,11 +444,14 @@ def _damaged(tmp_path, name, edit):
     return path
 
 
-@pytest.mark.parametrize("name,edit,message", [
-    ("naxis.fits", lambda b: b.replace(b"NAXIS1", b"NAXISX", 1), "its header lacks a valid NAXIS1 card"),
-    ("simple.fits", lambda b: b"SIMPLX" + b[6:], "no SIMPLE card at its start"),
-    ("short.fits", lambda b: b[:3000], "its data are shorter than its header says"),
-])
+@pytest.mark.parametrize(
+    "name,edit,message",
+    [
+        ("naxis.fits", lambda b: b.replace(b"NAXIS1", b"NAXISX", 1), "its header lacks a valid NAXIS1 card"),
+        ("simple.fits", lambda b: b"SIMPLX" + b[6:], "no SIMPLE card at its start"),
+        ("short.fits", lambda b: b[:3000], "its data are shorter than its header says"),
+    ],
+)
 def test_damaged_files_get_a_plain_one_line_reason(run_dir, tmp_path, capsys, name, edit, message):
     path = _damaged(tmp_path, name, edit)
     assert run(run_dir, path, "-o", tmp_path / "out") == 1
@@ -415,13 +460,16 @@ def test_damaged_files_get_a_plain_one_line_reason(run_dir, tmp_path, capsys, na
     assert "KeyError" not in err[0] and "ignore_missing_simple" not in err[0] and "reshape" not in err[0]
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--tile", "0", "--tile: must be >= 1, got 0"),
-    ("--tile", "-5", "--tile: must be >= 1, got -5"),
-    ("--margin", "-1", "--margin: must be >= 0, got -1"),
-    ("--batch-size", "0", "--batch-size: must be >= 1, got 0"),
-    ("--tile", "128", "--tile 128, --margin 64, --blend 32: the tile must exceed"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--tile", "0", "--tile: must be >= 1, got 0"),
+        ("--tile", "-5", "--tile: must be >= 1, got -5"),
+        ("--margin", "-1", "--margin: must be >= 0, got -1"),
+        ("--batch-size", "0", "--batch-size: must be >= 1, got 0"),
+        ("--tile", "128", "--tile 128, --margin 64, --blend 32: the tile must exceed"),
+    ],
+)
 def test_tile_options_are_checked_before_the_model_loads(tmp_path, capsys, option, value, message):
     src = write(tmp_path / "f.fits", frame())
     with pytest.raises(SystemExit) as stop:

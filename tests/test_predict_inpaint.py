@@ -1,4 +1,5 @@
 """predict.py --inpaint: the CLEAN HDU, its header, exact copies of unflagged pixels, options and errors."""
+
 import hashlib
 from pathlib import Path
 
@@ -15,8 +16,18 @@ from segnet.inpainting.network import build_inpainter
 from segnet.model import build_segnet
 
 SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
-WCS = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 20.0, "CRPIX2": 30.0, "CRVAL1": 83.82,
-       "CRVAL2": -5.39, "CD1_1": -7e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 7e-5}
+WCS = {
+    "CTYPE1": "RA---TAN",
+    "CTYPE2": "DEC--TAN",
+    "CRPIX1": 20.0,
+    "CRPIX2": 30.0,
+    "CRVAL1": 83.82,
+    "CRVAL2": -5.39,
+    "CD1_1": -7e-5,
+    "CD1_2": 0.0,
+    "CD2_1": 0.0,
+    "CD2_2": 7e-5,
+}
 
 
 def frame(shape=(90, 77), seed=0):
@@ -104,14 +115,22 @@ def test_inpaint_classes_choose_what_is_replaced(model_dir, tmp_path):
 
 
 def test_every_hdu_gets_its_clean_and_compression_keeps_it_exact(model_dir, tmp_path):
-    hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(frame(seed=1), name="CCD1"),
-                         fits.ImageHDU(frame((40, 60), seed=2), name="CCD2")])
+    hdul = fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(frame(seed=1), name="CCD1"),
+            fits.ImageHDU(frame((40, 60), seed=2), name="CCD2"),
+        ]
+    )
     hdul.writeto(tmp_path / "mef.fits")
     assert run(model_dir, tmp_path / "mef.fits", "-o", tmp_path / "all", "--all-hdus", "--inpaint") == 0
-    assert run(model_dir, tmp_path / "mef.fits", "-o", tmp_path / "packed", "--all-hdus", "--inpaint",
-               "--compress") == 0
-    with fits.open(tmp_path / "all" / "mef.mask.fits") as out, \
-            fits.open(tmp_path / "packed" / "mef.mask.fits") as packed:
+    assert (
+        run(model_dir, tmp_path / "mef.fits", "-o", tmp_path / "packed", "--all-hdus", "--inpaint", "--compress") == 0
+    )
+    with (
+        fits.open(tmp_path / "all" / "mef.mask.fits") as out,
+        fits.open(tmp_path / "packed" / "mef.mask.fits") as packed,
+    ):
         assert [h.name for h in out] == ["PRIMARY", "PROB", "FLAGS", "CLEAN", "PROB", "FLAGS", "CLEAN"]
         assert out[6].data.shape == (40, 60) and out[6].header["INEXTNAM"] == "CCD2"
         assert out[3].header["INEXTNAM"] == "CCD1"
@@ -128,8 +147,7 @@ def test_a_missing_inpainting_model_is_named(model_dir, tmp_path, capsys):
     assert not (tmp_path / "out" / "f.mask.fits").exists()
 
 
-@pytest.mark.parametrize("names,message", [("CR,XYZ", "unknown class 'XYZ'"),
-                                           ("OBJ", "OBJ is not a contaminant")])
+@pytest.mark.parametrize("names,message", [("CR,XYZ", "unknown class 'XYZ'"), ("OBJ", "OBJ is not a contaminant")])
 def test_bad_inpaint_classes_stop_before_any_file(model_dir, tmp_path, capsys, names, message):
     src = write(tmp_path / "f.fits", frame())
     assert run(model_dir, src, "-o", tmp_path / "out", "--inpaint-classes", names) == 2

@@ -1,4 +1,5 @@
 """Class proportions of a frame estimated from its calibrated probabilities (segnet/priors.py)."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ def calibrated_frame(truth_priors, train_prior, shape, separation, seed=0):
     for pi in truth_priors:
         label = rng.random(shape) < pi
         score = rng.standard_normal(shape) + separation * label
-        likelihood_ratio = np.exp(separation * score - separation ** 2 / 2)  # f1(s) / f0(s)
+        likelihood_ratio = np.exp(separation * score - separation**2 / 2)  # f1(s) / f0(s)
         odds = likelihood_ratio * train_prior / (1 - train_prior)
         planes.append((odds / (1 + odds)).astype(np.float32))
     return np.stack(planes)
@@ -28,7 +29,7 @@ def test_em_recovers_proportions_from_1e5_to_1e1_within_a_factor_of_2(separation
     prob = calibrated_frame(truth, 0.02, (2000, 2000), separation)
     estimator = PriorEstimator(len(truth))
     for y in range(0, 2000, 500):  # strips, as prediction feeds it
-        estimator.update(prob[:, y:y + 500])
+        estimator.update(prob[:, y : y + 500])
     got = estimator.estimate(np.full(len(truth), 0.02))
     assert np.all(got / truth < 2) and np.all(got / truth > 0.5), got
     naive = prob.reshape(len(truth), -1).mean(axis=1)  # the training prior's probabilities, unadjusted

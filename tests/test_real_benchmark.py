@@ -1,19 +1,19 @@
 """The real-frame benchmark (segnet/real/) on a small cut-out of a real frame, with injected truth."""
+
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
 from data_sim.config import load_sim_section
-from segnet.real import devset
+import segnet.real.devset as devset
 from segnet.real.benchmark import run_benchmark
 from segnet.real.devset import Camera, RealFrame
 from segnet.real.harness import ANY, InProcessTool, run_frame, versions
 from segnet.real.stars import find_star_cores
-
-from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
 CLASSES = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ")
@@ -24,8 +24,13 @@ def cutout():
     """128x128 px of a real frame of the development set's training split (see the file's header)."""
     with fits.open(DATA / "real_cutout.fits") as hdul:
         header = hdul[0].header
-        camera = Camera(gain=header["GAIN"], read_noise=header["RDNOISE"], bias=header["BIAS"],
-                        saturation=header["SATURATE"], detector=header["DETECTOR"])
+        camera = Camera(
+            gain=header["GAIN"],
+            read_noise=header["RDNOISE"],
+            bias=header["BIAS"],
+            saturation=header["SATURATE"],
+            detector=header["DETECTOR"],
+        )
         return RealFrame("cutout", hdul[0].data.astype(np.float32), camera)
 
 
@@ -45,8 +50,10 @@ def zero(version):
 
 def tools():
     thresholds = dict.fromkeys(CLASSES, 0.5)
-    return [InProcessTool("ours", "model", CLASSES, thresholds, perfect),
-            InProcessTool("zero", "zero", CLASSES, thresholds, zero)]
+    return [
+        InProcessTool("ours", "model", CLASSES, thresholds, perfect),
+        InProcessTool("zero", "zero", CLASSES, thresholds, zero),
+    ]
 
 
 def test_cutout_is_small_and_real():
@@ -91,8 +98,9 @@ def test_perfect_and_zero_predictors(cutout, sim_config):
 
 
 def test_report_files_and_json_keys(cutout, sim_config, tmp_path):
-    doc = run_benchmark([cutout], tools(), sim_config, CLASSES, tmp_path, model_path="perfect", command="test",
-                        draws=1, seed=3)
+    doc = run_benchmark(
+        [cutout], tools(), sim_config, CLASSES, tmp_path, model_path="perfect", command="test", draws=1, seed=3
+    )
     loaded = json.loads((tmp_path / "real_metrics.json").read_text())
     assert loaded["frames"].keys() == {"cutout"}
     for figures in (loaded["frames"]["cutout"], loaded["overall"]):
@@ -114,14 +122,14 @@ def test_star_cores_skip_cosmic_rays_and_saturated_stars():
     stars = [(30, 30, 2000.0), (30, 95, 1500.0), (95, 40, 3000.0), (90, 100, 60000.0)]
     sigma = 3.0 / 2.355
     for cy, cx, flux in stars:
-        image += flux / (2 * np.pi * sigma ** 2) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma ** 2))
-    image[64, 64] += 3000.0   # a one-pixel cosmic ray
+        image += flux / (2 * np.pi * sigma**2) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma**2))
+    image[64, 64] += 3000.0  # a one-pixel cosmic ray
     saturated = image >= 2000.0
     image = np.minimum(image, 2000.0)
     found = find_star_cores(image, np.full_like(image, 100.0), np.full_like(image, 5.0), saturated)
     assert abs(found.frame_fwhm - 3.0) < 0.5
     got = sorted((round(p[0]), round(p[1])) for p in found.positions)
-    assert got == [(30, 30), (30, 95), (95, 40)]      # not the hit, not the saturated star
+    assert got == [(30, 30), (30, 95), (95, 40)]  # not the hit, not the saturated star
     assert found.core[64, 64] == 0 and found.core[30, 30] > 0
 
 
@@ -153,10 +161,13 @@ def test_fetch_refuses_a_frame_whose_checksum_differs(tmp_path):
     assert not (tmp_path / "g.fits").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--out", "x"], "--out: only with --real"),
-    (["--real", "/nonexistent-folder", "--draws", "0"], "--draws: must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--out", "x"], "--out: only with --real"),
+        (["--real", "/nonexistent-folder", "--draws", "0"], "--draws: must be >= 1, got 0"),
+    ],
+)
 def test_evaluate_real_bad_arguments(argv, message, capsys):
     import evaluate
 
@@ -175,8 +186,22 @@ def test_evaluate_real_on_a_folder_with_the_shipped_model(tmp_path, capsys):
     frames.mkdir()
     shutil.copy(DATA / "real_cutout.fits", frames / "cutout.fits")
     before = (frames / "cutout.fits").read_bytes()
-    assert evaluate.main(["--real", str(frames), "--out", str(tmp_path / "out"), "--peers", "astroscrappy",
-                          "--draws", "1", "--quiet"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--real",
+                str(frames),
+                "--out",
+                str(tmp_path / "out"),
+                "--peers",
+                "astroscrappy",
+                "--draws",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "out" / "real_metrics.json").read_text())
     assert set(doc["frames"]) == {"cutout"} and set(doc["peers"]) == {"astroscrappy"}
     assert doc["frames"]["cutout"]["injected"]["CR"]["positives"] > 0

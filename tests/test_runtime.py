@@ -1,4 +1,5 @@
 """The exported ONNX graph and the serving runtimes: same probabilities as the Keras model, ties resolved alike."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,9 @@ def tiny_model(seed=0):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.3, n),
-                               rng.uniform(0.5, 2.0, n)])
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.3, n), rng.uniform(0.5, 2.0, n)]
+            )
     return model
 
 
@@ -42,8 +44,8 @@ def calibration(seed=1, context=3, passthrough=("HPX",), hidden=5):
 def image(shape=(48, 64), seed=2):
     rng = np.random.default_rng(seed)
     x = np.arcsinh(3 * rng.standard_normal(shape)).astype(np.float32)
-    x[10:12, 5:40] += 4.0           # a track
-    x[30, 50] += 9.0                # a hot pixel
+    x[10:12, 5:40] += 4.0  # a track
+    x[30, 50] += 9.0  # a hot pixel
     return x[None, :, :, None]
 
 
@@ -63,7 +65,7 @@ def test_exported_graph_gives_the_keras_probabilities(kind, calibrated):
 def test_the_exported_model_folds_batch_normalisation_like_keras():
     model = tiny_model(seed=3)
     x = image(seed=4)
-    raw = np.asarray(model.predict_on_batch(x))                 # batch normalisation as trained
+    raw = np.asarray(model.predict_on_batch(x))  # batch normalisation as trained
     folded = np.asarray(fold_batch_norm(model).predict_on_batch(x))
     np.testing.assert_allclose(folded, raw, atol=1e-5)
     got = OnnxNetwork(export_onnx(model)).predict_planes(x)
@@ -76,20 +78,21 @@ def test_pooling_ties_go_to_the_first_maximum_as_in_keras(kind):
     model = tiny_model(seed=5)
     rng = np.random.default_rng(6)
     x = rng.integers(-1, 2, (1, 32, 32, 1)).astype(np.float32)
-    x[0, 8:24, 8:24] = 0.0   # a constant block: every window tied
+    x[0, 8:24, 8:24] = 0.0  # a constant block: every window tied
     reference = KerasNetwork(model).predict_planes(x)
     np.testing.assert_allclose(kind(export_onnx(model)).predict_planes(x), reference, atol=1e-4)
 
 
 def test_a_stale_onnx_file_is_not_used(tmp_path):
     from segnet.shipping import write_onnx
+
     model = tiny_model()
     keras_file = tmp_path / "model.keras"
     model.save(keras_file)
     write_onnx(keras_file, tmp_path)
     network, source = load_network(keras_file, tmp_path, "onnx")
     assert source == "onnx (model.onnx)"
-    calibration(context=0, passthrough=()).save(tmp_path / "calibration.yaml")   # recalibrated since
+    calibration(context=0, passthrough=()).save(tmp_path / "calibration.yaml")  # recalibrated since
     network, source = load_network(keras_file, tmp_path, "onnx")
     assert source == "onnx (exported at load)"
     expected = KerasNetwork(model, PixelCalibration.load(tmp_path / "calibration.yaml", CLASSES))
@@ -104,7 +107,7 @@ def test_calibration_files_keep_their_logit_cut(tmp_path):
     cal.save(tmp_path / "c.yaml")
     assert PixelCalibration.load(tmp_path / "c.yaml", CLASSES).clip_high == cal.clip_high
     data = yaml.safe_load((tmp_path / "c.yaml").read_text())
-    del data["clip_high"]   # written before the cut was recorded
+    del data["clip_high"]  # written before the cut was recorded
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(data))
     assert PixelCalibration.load(tmp_path / "old.yaml", CLASSES).clip_high == 1e-6
     data["clip_high"] = "high"
@@ -115,6 +118,7 @@ def test_calibration_files_keep_their_logit_cut(tmp_path):
 
 def test_prediction_with_a_shipped_onnx_file_never_imports_tensorflow(tmp_path):
     from segnet.shipping import write_onnx
+
     model = tiny_model()
     folder = tmp_path / "model"
     folder.mkdir()
@@ -123,14 +127,31 @@ def test_prediction_with_a_shipped_onnx_file_never_imports_tensorflow(tmp_path):
     write_onnx(folder / "model.keras", folder)
     rng = np.random.default_rng(0)
     fits.PrimaryHDU((500 + 5 * rng.standard_normal((40, 52))).astype(np.float32)).writeto(tmp_path / "f.fits")
-    script = ("import sys, predict; rc = predict.main(sys.argv[1:]); "
-              "print('TF' if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 'no TF'); "
-              "sys.exit(rc)")
+    script = (
+        "import sys, predict; rc = predict.main(sys.argv[1:]); "
+        "print('TF' if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 'no TF'); "
+        "sys.exit(rc)"
+    )
     outputs = {}
     for runtime in ("onnx", "openvino", "keras"):
-        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "f.fits"), "-o", str(tmp_path / runtime),
-                               "--model", str(folder), "--runtime", runtime, "--quiet"],
-                              cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(tmp_path / "f.fits"),
+                "-o",
+                str(tmp_path / runtime),
+                "--model",
+                str(folder),
+                "--runtime",
+                runtime,
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == ("TF" if runtime == "keras" else "no TF")
         with fits.open(tmp_path / runtime / "f.mask.fits") as hdul:

@@ -1,4 +1,5 @@
 """segnet.shipping: a trained, evaluated run becomes a self-describing model folder."""
+
 import shutil
 
 import numpy as np
@@ -7,7 +8,7 @@ import yaml
 
 import evaluate
 import train
-from segnet import shipping
+import segnet.shipping as shipping
 from segnet.run_folder import load_model, resolve_model
 
 
@@ -23,8 +24,7 @@ def test_shipped_folder_holds_everything_and_the_same_model(evaluated_run, tmp_p
     dest = tmp_path / "models" / "default"
     notes = tmp_path / "notes.md"
     notes.write_text("## Known limits\n\nA smoke model: learns nothing.\n")
-    assert shipping.main([str(evaluated_run), str(dest), "--hardware", "2 test cores",
-                          "--card-notes", str(notes)]) == 0
+    assert shipping.main([str(evaluated_run), str(dest), "--hardware", "2 test cores", "--card-notes", str(notes)]) == 0
     assert "MB); model card" in capsys.readouterr().out
     for name in (*shipping.COPIED, "model.keras", "training_curve.png", "MODEL_CARD.md"):
         assert (dest / name).stat().st_size > 0, name

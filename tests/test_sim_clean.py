@@ -1,4 +1,5 @@
 """The clean twin of a simulated tile (the inpainting truth): same scene and noise, no contaminant."""
+
 import numpy as np
 
 from data_sim.classes import INJECTED
@@ -48,10 +49,21 @@ def test_same_noise_deviates_under_additive_contaminants_in_the_gaussian_regime(
     # Flat 5000 e- sky, gain 1: clean = sky + s0 z, tile = sky + A + s1 z under a hot column of A e-,
     # with the same z (s = sqrt(mean + read_noise**2)); an independent draw would be ~100 ADU off.
     amplitude = 20
-    cols = {**OFF, "HCL": {"probability": 1.0, "count": [2, 2], "partial_probability": 0.0,
-                           "amplitude": [amplitude, amplitude]}}
-    flat = {"f": {"sky": [5000, 5000], "gain": [1, 1], "sky_gradient": [0, 0], "vignetting": [0, 0],
-                  "stars_per_mpix": [0, 0], "bright_stars_per_mpix": [0, 0], "galaxies_per_mpix": [0, 0]}}
+    cols = {
+        **OFF,
+        "HCL": {"probability": 1.0, "count": [2, 2], "partial_probability": 0.0, "amplitude": [amplitude, amplitude]},
+    }
+    flat = {
+        "f": {
+            "sky": [5000, 5000],
+            "gain": [1, 1],
+            "sky_gradient": [0, 0],
+            "vignetting": [0, 0],
+            "stars_per_mpix": [0, 0],
+            "bright_stars_per_mpix": [0, 0],
+            "galaxies_per_mpix": [0, 0],
+        }
+    }
     sample = SampleSource(section(cols, families=flat), 2, clean=True)[0]
     hot = sample.truth_of("HCL")
     bias, rn2 = float(sample.header["BIAS"][0]), float(sample.header["RDNOISE"][0]) ** 2
@@ -62,8 +74,17 @@ def test_same_noise_deviates_under_additive_contaminants_in_the_gaussian_regime(
 
 
 def test_simulate_gives_the_scene_stars_in_adu():
-    sparse = {"f": {"sky": [100, 100], "sky_gradient": [0, 0], "vignetting": [0, 0], "stars_per_mpix": [3000, 3000],
-                    "bright_stars_per_mpix": [0, 0], "galaxies_per_mpix": [0, 0], "fwhm": [2, 2]}}
+    sparse = {
+        "f": {
+            "sky": [100, 100],
+            "sky_gradient": [0, 0],
+            "vignetting": [0, 0],
+            "stars_per_mpix": [3000, 3000],
+            "bright_stars_per_mpix": [0, 0],
+            "galaxies_per_mpix": [0, 0],
+            "fwhm": [2, 2],
+        }
+    }
     sec = section(OFF, families=sparse)
     tile = simulate(sec.data, "f", streams(4, 0), clean=True, noise=False)
     plain = simulate(sec.data, "f", streams(4, 0), noise=False)
@@ -73,7 +94,7 @@ def test_simulate_gives_the_scene_stars_in_adu():
     interior = (y > 12) & (y < 51) & (x > 12) & (x < 51)
     k = np.argmax(np.where(interior, flux, 0))
     cy, cx = int(round(y[k])), int(round(x[k]))
-    cut = tile.clean[cy - 10:cy + 11, cx - 10:cx + 11].astype(np.float64)
+    cut = tile.clean[cy - 10 : cy + 11, cx - 10 : cx + 11].astype(np.float64)
     measured = (cut - np.median(tile.clean)).sum()
     # Flux in ADU at the stated position (the 21x21 box misses a little of the Moffat wings, and may
     # catch a faint neighbour).

@@ -1,9 +1,10 @@
 """Detector structure that is no contaminant (data_sim/detector.py): amplifier steps, overscan, unexposed edges."""
+
 import numpy as np
 import pytest
 
 from data_sim.config import ConfigError, FamilyConfig, load_sim_section
-from data_sim.detector import Structure, apply_amplifiers, draw_structure, illumination, overscan_strip
+from data_sim.detector import Structure, apply_amplifiers, draw_structure, illumination
 from data_sim.generator import SampleSource
 
 SHAPE = (64, 64)
@@ -17,8 +18,17 @@ def section(contaminants=None, **family):
 
 
 def structure(**kw):
-    base = dict(amp_axis=None, amp_at=0, amp_gain=1.0, amp_offset=0.0, overscan_side=None, overscan_width=0,
-                edge_side=None, edge_width=0, edge_softness=0.0)
+    base = dict(
+        amp_axis=None,
+        amp_at=0,
+        amp_gain=1.0,
+        amp_offset=0.0,
+        overscan_side=None,
+        overscan_width=0,
+        edge_side=None,
+        edge_width=0,
+        edge_softness=0.0,
+    )
     return Structure(**{**base, **kw})
 
 
@@ -49,12 +59,24 @@ def test_second_amplifier_steps_gain_and_bias():
 
 
 def test_tiles_carry_the_structure_without_truth():
-    noisy = SampleSource(section(overscan_probability=1.0, edge_probability=1.0, amplifier_probability=1.0,
-                                 overscan_width=[10, 10], edge_width=[6, 6], edge_softness=[0, 0]), 2)
+    noisy = SampleSource(
+        section(
+            overscan_probability=1.0,
+            edge_probability=1.0,
+            amplifier_probability=1.0,
+            overscan_width=[10, 10],
+            edge_width=[6, 6],
+            edge_softness=[0, 0],
+        ),
+        2,
+    )
     # Additive contaminants injected before read-out; bad lines (after it) may cross an overscan, so none here.
     before_readout = {name: {"probability": 1.0} for name in ("CR", "HCL", "HPX", "PER", "TRL")}
-    quiet = SampleSource(section({**before_readout, "BLN": {"probability": 0.0}}, overscan_probability=1.0,
-                                 overscan_width=[10, 10]), 2, noise=False)
+    quiet = SampleSource(
+        section({**before_readout, "BLN": {"probability": 0.0}}, overscan_probability=1.0, overscan_width=[10, 10]),
+        2,
+        noise=False,
+    )
     for i in range(6):
         s = noisy[i]
         assert s.header["OVERSCAN"][0] and s.header["UNEXPEDG"][0] and s.header["AMPSTEP"][0]
@@ -75,7 +97,9 @@ def test_tiles_carry_the_structure_without_truth():
 def test_default_families_are_unchanged_and_bad_settings_name_the_key():
     plain = SampleSource(section(), 5)[0]
     assert not plain.header["OVERSCAN"][0] and not plain.header["AMPSTEP"][0] and not plain.header["UNEXPEDG"][0]
-    with pytest.raises(ConfigError, match=r"families.f.overscan_probability: a probability must lie in \[0, 1\], got 2"):
+    with pytest.raises(
+        ConfigError, match=r"families.f.overscan_probability: a probability must lie in \[0, 1\], got 2"
+    ):
         section(overscan_probability=2)
     with pytest.raises(ConfigError, match="families.f.amplifier_gain_step"):
         section(amplifier_gain_step=[0.1, 0.9])
@@ -87,8 +111,14 @@ def test_bayer_mosaic_filters_the_light_not_the_charge():
     pattern = bayer_pattern(structure(bayer=(0.5, 0.7), bayer_phase=(1, 0)), (4, 4))
     np.testing.assert_allclose(pattern, [[1, 0.7, 1, 0.7], [0.5, 1, 0.5, 1], [1, 0.7, 1, 0.7], [0.5, 1, 0.5, 1]])
     quiet = {name: {"probability": 0.0} for name in ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG")}
-    empty_sky = dict(bayer_probability=1.0, stars_per_mpix=[0, 0], bright_stars_per_mpix=[0, 0],
-                     galaxies_per_mpix=[0, 0], sky_gradient=[0, 0], vignetting=[0, 0])
+    empty_sky = dict(
+        bayer_probability=1.0,
+        stars_per_mpix=[0, 0],
+        bright_stars_per_mpix=[0, 0],
+        galaxies_per_mpix=[0, 0],
+        sky_gradient=[0, 0],
+        vignetting=[0, 0],
+    )
     tile = SampleSource(section(quiet, **empty_sky), 4, noise=False)[0]
     assert tile.header["BAYER"][0]
     sky = tile.image - 300.0  # ADU above the bias: 250 on green pixels, less on red and blue

@@ -1,4 +1,5 @@
 """Whole tiles: determinism, clean-frame statistics, saturation, truth in the full pipeline."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,13 @@ from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource, iter_pairs, iter_samples, simulate_tile, streams
 
 NO_CONTAMINANTS = {name: {"probability": 0.0} for name in INJECTED}
-EMPTY_FIELD = {"stars_per_mpix": [0, 0], "bright_stars_per_mpix": [0, 0], "galaxies_per_mpix": [0, 0],
-               "sky_gradient": [0, 0], "vignetting": [0, 0]}
+EMPTY_FIELD = {
+    "stars_per_mpix": [0, 0],
+    "bright_stars_per_mpix": [0, 0],
+    "galaxies_per_mpix": [0, 0],
+    "sky_gradient": [0, 0],
+    "vignetting": [0, 0],
+}
 
 
 def section(families=None, contaminants=None, tile=64, classes=None):
@@ -61,15 +67,22 @@ def test_workers_give_the_same_samples():
 @pytest.mark.parametrize("detector,sky_subtracted", [("ccd", False), ("nir", False), ("ccd", True)])
 def test_clean_frame_statistics_match_sky_and_noise(detector, sky_subtracted):
     sky, gain, rn, bias = 900.0, 1.5, 6.0, 300.0
-    family = {**EMPTY_FIELD, "detector": detector, "sky_subtracted": sky_subtracted, "sky": [sky, sky],
-              "gain": [gain, gain], "read_noise": [rn, rn], "bias": [bias, bias]}
+    family = {
+        **EMPTY_FIELD,
+        "detector": detector,
+        "sky_subtracted": sky_subtracted,
+        "sky": [sky, sky],
+        "gain": [gain, gain],
+        "read_noise": [rn, rn],
+        "bias": [bias, bias],
+    }
     src = SampleSource(section({"flat": family}, NO_CONTAMINANTS, tile=256), 3)
     image = src[0].image.astype(np.float64)
     expected_mean = 0.0 if sky_subtracted else bias + sky / gain
-    expected_std = np.sqrt(sky + rn ** 2) / gain
+    expected_std = np.sqrt(sky + rn**2) / gain
     n = image.size
     assert abs(image.mean() - expected_mean) < 5 * expected_std / np.sqrt(n) + 0.5  # + rounding to ADU
-    assert image.std() == pytest.approx(np.sqrt(expected_std ** 2 + 1 / 12), rel=0.02)
+    assert image.std() == pytest.approx(np.sqrt(expected_std**2 + 1 / 12), rel=0.02)
 
 
 def test_low_sky_noise_is_poisson():
@@ -84,9 +97,16 @@ def test_low_sky_noise_is_poisson():
 
 @pytest.mark.parametrize("detector", ["ccd", "nir"])
 def test_saturated_stars_clip_at_the_saturation_level(detector):
-    family = {**EMPTY_FIELD, "detector": detector, "bright_stars_per_mpix": [600, 600],
-              "bright_peak": [5.0, 50.0], "full_well": [5e4, 5e4], "gain": [2.0, 2.0], "bias": [500, 500],
-              "fwhm": [3.0, 3.0]}
+    family = {
+        **EMPTY_FIELD,
+        "detector": detector,
+        "bright_stars_per_mpix": [600, 600],
+        "bright_peak": [5.0, 50.0],
+        "full_well": [5e4, 5e4],
+        "gain": [2.0, 2.0],
+        "bias": [500, 500],
+        "fwhm": [3.0, 3.0],
+    }
     src = SampleSource(section({"bright": family}, NO_CONTAMINANTS, tile=128), 2)
     sample = src[0]
     level = 5e4 / 2.0 + 500
@@ -97,6 +117,7 @@ def test_saturated_stars_clip_at_the_saturation_level(detector):
     # Saturated pixels are objects; CCDs bleed along columns, NIR arrays do not.
     assert np.all(sample.truth_of("OBJ")[sample.saturated])
     from scipy import ndimage
+
     labels, n = ndimage.label(sample.saturated)
     boxes = ndimage.find_objects(labels)
     tall = np.mean([(b[0].stop - b[0].start) / (b[1].stop - b[1].start) for b in boxes])
@@ -104,8 +125,15 @@ def test_saturated_stars_clip_at_the_saturation_level(detector):
 
 
 def test_adc_ceiling_caps_saturation():
-    family = {**EMPTY_FIELD, "bright_stars_per_mpix": [600, 600], "bright_peak": [5.0, 5.0],
-              "full_well": [3e5, 3e5], "gain": [1.0, 1.0], "bias": [1000, 1000], "adc_max": 65535.0}
+    family = {
+        **EMPTY_FIELD,
+        "bright_stars_per_mpix": [600, 600],
+        "bright_peak": [5.0, 5.0],
+        "full_well": [3e5, 3e5],
+        "gain": [1.0, 1.0],
+        "bias": [1000, 1000],
+        "adc_max": 65535.0,
+    }
     sample = SampleSource(section({"b": family}, NO_CONTAMINANTS, tile=64), 0)[0]
     assert sample.image.max() == 65535.0
     np.testing.assert_array_equal(sample.image[sample.saturated], 65535.0)
@@ -124,7 +152,7 @@ def test_full_pipeline_truth_matches_the_injected_signal(name):
         camera = draw_camera(sec_on.data.families["f"], streams(4, index)["camera"])
         added = (img_on.astype(np.float64) - img_off) * camera.gain  # e-
         clean_e = (img_off.astype(np.float64) - camera.bias) * camera.gain
-        threshold = sec_on.data.truth_nsigma * np.sqrt(np.clip(clean_e, 0, None) + camera.read_noise ** 2)
+        threshold = sec_on.data.truth_nsigma * np.sqrt(np.clip(clean_e, 0, None) + camera.read_noise**2)
         mask = masks[name]
         ok = ~(sat_on | sat_off)  # clipping at full well hides part of any signal
         tol = 1e-3 * threshold + 1e-2

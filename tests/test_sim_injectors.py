@@ -1,10 +1,18 @@
 """Each injector, noise-free: the signal lies where the mask says and nowhere else."""
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from data_sim.config import (ColumnConfig, CosmicRayConfig, FringeConfig, LineConfig,
-                             PersistenceConfig, PixelDefectConfig, TrailConfig)
+from data_sim.config import (
+    ColumnConfig,
+    CosmicRayConfig,
+    FringeConfig,
+    LineConfig,
+    PersistenceConfig,
+    PixelDefectConfig,
+    TrailConfig,
+)
 from data_sim.contaminants import INJECTORS, Frame
 from data_sim.contaminants.base import capped_response
 
@@ -18,11 +26,19 @@ def make_frame(*, readout_at_start=True, detector="ccd", sky=SKY, nsigma=1.0):
     clean = np.full(SHAPE, sky, np.float32)
     for _ in range(5):
         y, x = rng.integers(0, SHAPE[0]), rng.integers(0, SHAPE[1])
-        clean[max(y - 3, 0):y + 3, max(x - 3, 0):x + 3] += rng.uniform(1e3, 1e4)
-    noise = np.sqrt(clean + READ_NOISE ** 2).astype(np.float32)
-    frame = Frame(noise=noise, sky=np.full(SHAPE, sky, np.float32), sky_noise=float(np.sqrt(sky + READ_NOISE ** 2)),
-                  fwhm=3.0, beta=3.0, full_well=1e5, detector=detector,
-                  readout_at_start=readout_at_start, nsigma=nsigma)
+        clean[max(y - 3, 0) : y + 3, max(x - 3, 0) : x + 3] += rng.uniform(1e3, 1e4)
+    noise = np.sqrt(clean + READ_NOISE**2).astype(np.float32)
+    frame = Frame(
+        noise=noise,
+        sky=np.full(SHAPE, sky, np.float32),
+        sky_noise=float(np.sqrt(sky + READ_NOISE**2)),
+        fwhm=3.0,
+        beta=3.0,
+        full_well=1e5,
+        detector=detector,
+        readout_at_start=readout_at_start,
+        nsigma=nsigma,
+    )
     return clean, frame
 
 
@@ -60,11 +76,11 @@ def test_fringe_mask_is_the_fringed_area(seed):
     np.testing.assert_allclose(added, signal, atol=1e-3)
     threshold = frame.nsigma * frame.noise
     np.testing.assert_array_equal(mask, local >= threshold)
-    assert np.all(np.abs(signal) <= local + 1e-3)        # the envelope bounds the pattern
+    assert np.all(np.abs(signal) <= local + 1e-3)  # the envelope bounds the pattern
     crests = np.abs(added) >= threshold
-    assert np.all(mask[crests])                          # every crest and trough is in the area ...
+    assert np.all(mask[crests])  # every crest and trough is in the area ...
     assert (mask & (np.abs(added) < 0.25 * threshold)).sum() > 0.05 * mask.sum()  # ... and the crossings too
-    assert not mask[clean > 2000].all()                  # stars' noise keeps a weak pattern out there
+    assert not mask[clean > 2000].all()  # stars' noise keeps a weak pattern out there
 
 
 def test_additive_mask_follows_the_threshold():
@@ -124,8 +140,9 @@ def test_partial_columns_run_from_the_trap_away_from_the_readout(readout_at_star
 
 def test_bad_lines_are_rows_touching_an_edge():
     clean, frame = make_frame()
-    _, mask = INJECTORS["BLN"](clean, frame, LineConfig(count=(2, 2), partial_probability=1.0),
-                               np.random.default_rng(4))
+    _, mask = INJECTORS["BLN"](
+        clean, frame, LineConfig(count=(2, 2), partial_probability=1.0), np.random.default_rng(4)
+    )
     for y in np.flatnonzero(mask.any(axis=1)):
         cols = np.flatnonzero(mask[y])
         assert np.all(np.diff(cols) == 1)
@@ -134,8 +151,9 @@ def test_bad_lines_are_rows_touching_an_edge():
 
 def test_pixel_defects_are_isolated_or_tiny_clusters():
     clean, frame = make_frame()
-    _, mask = INJECTORS["HPX"](clean, frame, PixelDefectConfig(per_mpix=(500.0, 500.0), cluster_probability=0.5),
-                               np.random.default_rng(2))
+    _, mask = INJECTORS["HPX"](
+        clean, frame, PixelDefectConfig(per_mpix=(500.0, 500.0), cluster_probability=0.5), np.random.default_rng(2)
+    )
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:]
     assert n > 0 and sizes.max() <= 8  # at most 4 px each; two neighbours may touch

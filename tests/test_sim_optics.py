@@ -1,4 +1,5 @@
 """Light through the optics, noise-free: diffraction spikes (SPK) and ghosts (GHO)."""
+
 import time
 
 import numpy as np
@@ -7,8 +8,7 @@ import pytest
 from data_sim.config import ContaminantsConfig, GhostConfig, SpikeConfig, load_sim_section
 from data_sim.contaminants import INJECTORS, STAGES, Frame, significant
 from data_sim.contaminants.ghosts import Ghost, draw_ghosts, inject_ghosts, render_ghost
-from data_sim.contaminants.spikes import (draw_spider, inject_spikes, psf_peak_fraction, render_floor,
-                                          spike_lines)
+from data_sim.contaminants.spikes import draw_spider, inject_spikes, psf_peak_fraction, render_floor, spike_lines
 from data_sim.psf import moffat_alpha
 from data_sim.typed_config import ConfigError
 
@@ -23,10 +23,19 @@ def flux_for_peak(peak_in_full_wells):
 def make_frame(stars=None, shape=(128, 128), nsigma=1.0):
     """A flat sky; ``stars`` (n, 3) y, x, flux. Returns (clean image, frame)."""
     clean = np.full(shape, SKY, np.float32)
-    noise = np.sqrt(clean + READ_NOISE ** 2).astype(np.float32)
-    frame = Frame(noise=noise, sky=clean.copy(), sky_noise=float(np.sqrt(SKY + READ_NOISE ** 2)),
-                  fwhm=FWHM, beta=BETA, full_well=FULL_WELL, detector="ccd", readout_at_start=True,
-                  nsigma=nsigma, stars=None if stars is None else np.asarray(stars, np.float64))
+    noise = np.sqrt(clean + READ_NOISE**2).astype(np.float32)
+    frame = Frame(
+        noise=noise,
+        sky=clean.copy(),
+        sky_noise=float(np.sqrt(SKY + READ_NOISE**2)),
+        fwhm=FWHM,
+        beta=BETA,
+        full_well=FULL_WELL,
+        detector="ccd",
+        readout_at_start=True,
+        nsigma=nsigma,
+        stars=None if stars is None else np.asarray(stars, np.float64),
+    )
     return clean, frame
 
 
@@ -42,7 +51,7 @@ def spike_reference(frame, cfg, seed):
     angles, strengths = draw_spider(cfg, np.random.default_rng(seed))
     cutoff = render_floor(frame)
     alpha = moffat_alpha(FWHM, BETA)
-    y, x = np.mgrid[:frame.shape[0], :frame.shape[1]].astype(np.float64)
+    y, x = np.mgrid[: frame.shape[0], : frame.shape[1]].astype(np.float64)
     total = np.zeros(frame.shape)
     for sy, sx, flux in frame.stars:
         if flux * PEAK < cfg.min_peak * FULL_WELL:
@@ -50,7 +59,7 @@ def spike_reference(frame, cfg, seed):
         for angle, strength in zip(angles, strengths):
             along = (x - sx) * np.cos(angle) + (y - sy) * np.sin(angle)
             across = (y - sy) * np.cos(angle) - (x - sx) * np.sin(angle)
-            value = flux * strength / (along ** 2 + FWHM ** 2) * (1 + (across / alpha) ** 2) ** -BETA
+            value = flux * strength / (along**2 + FWHM**2) * (1 + (across / alpha) ** 2) ** -BETA
             total += np.where(value >= cutoff, value, 0.0)
     return total
 
@@ -72,6 +81,7 @@ def runs_on_circle(on):
 
 
 # ---------------------------------------------------------------------------------------------- SPK
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_spikes_are_flagged_exactly_where_they_exceed_the_noise_and_nowhere_else(seed):
@@ -103,8 +113,9 @@ def test_a_spider_of_n_vanes_gives_its_spikes_and_nothing_between_them(vanes, sp
         # Evenly spaced: each spike's light-weighted direction, 360/spikes apart.
         _, values = ring(out - clean, 64, 64, 30)
         unit = np.exp(1j * np.radians(phi))
-        peaks = np.sort([np.degrees(np.angle(np.sum(np.where(seg, values, 0) * unit))) % 360.0
-                         for seg in _segments(on)])
+        peaks = np.sort(
+            [np.degrees(np.angle(np.sum(np.where(seg, values, 0) * unit))) % 360.0 for seg in _segments(on)]
+        )
         gaps = np.diff(np.r_[peaks, peaks[0] + 360.0])
         np.testing.assert_allclose(gaps, 360.0 / spikes, atol=1.0)
         # Half way between two spikes there is no spike light at all.
@@ -156,14 +167,14 @@ def test_a_brighter_star_has_longer_spikes():
 
 def test_a_star_off_the_tile_throws_its_spikes_in():
     clean, frame = make_frame([[-25.0, 64.0, flux_for_peak(40.0)]])
-    out, mask = inject_spikes(clean, frame, SpikeConfig(vanes=(4, 4), strength=(3e-3, 3e-3)),
-                              np.random.default_rng(0))
+    out, mask = inject_spikes(clean, frame, SpikeConfig(vanes=(4, 4), strength=(3e-3, 3e-3)), np.random.default_rng(0))
     assert mask.any()
     assert mask[0].any()  # enters through the near edge
 
 
-@pytest.mark.parametrize("stars", [None, np.zeros((0, 3)), [[64.0, 64.0, flux_for_peak(0.2)]]],
-                         ids=["unknown", "none", "too-faint"])
+@pytest.mark.parametrize(
+    "stars", [None, np.zeros((0, 3)), [[64.0, 64.0, flux_for_peak(0.2)]]], ids=["unknown", "none", "too-faint"]
+)
 def test_no_bright_star_no_spikes(stars):
     clean, frame = make_frame(stars)
     out, mask = inject_spikes(clean, frame, SpikeConfig(), np.random.default_rng(0))
@@ -183,6 +194,7 @@ def test_spikes_are_deterministic():
 
 
 # ---------------------------------------------------------------------------------------------- GHO
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_ghosts_are_flagged_exactly_where_they_exceed_the_noise_and_stay_within_their_extent(seed):
@@ -204,8 +216,16 @@ def test_ghosts_are_flagged_exactly_where_they_exceed_the_noise_and_stay_within_
 
 
 def pupil_config(**kw):
-    base = dict(count=(1, 1), radius=(30.0, 30.0), obstruction=(0.4, 0.4), softness=(1.0, 1.0),
-                amplitude=(10.0, 10.0), offset=(0.0, 0.0), halo_probability=0.0, vane_probability=0.0)
+    base = dict(
+        count=(1, 1),
+        radius=(30.0, 30.0),
+        obstruction=(0.4, 0.4),
+        softness=(1.0, 1.0),
+        amplitude=(10.0, 10.0),
+        offset=(0.0, 0.0),
+        halo_probability=0.0,
+        vane_probability=0.0,
+    )
     return GhostConfig(**{**base, **kw})
 
 
@@ -214,11 +234,11 @@ def test_a_pupil_ghost_is_an_annulus_with_a_dark_centre():
     out, mask = inject_ghosts(clean, frame, pupil_config(), np.random.default_rng(0))
     added = out - clean
     amplitude = 10.0 * frame.sky_noise
-    assert added[64, 64] < 1e-3 * amplitude        # the central obstruction's shadow
-    _, ring_values = ring(added, 64, 64, 21.0)      # half way between 12 and 30 px
+    assert added[64, 64] < 1e-3 * amplitude  # the central obstruction's shadow
+    _, ring_values = ring(added, 64, 64, 21.0)  # half way between 12 and 30 px
     np.testing.assert_allclose(ring_values, amplitude, rtol=1e-3)
     assert not mask[64, 64] and mask[64, 64 + 21]
-    assert added[64, 64 + 40] == 0                   # beyond the blurred edge
+    assert added[64, 64 + 40] == 0  # beyond the blurred edge
 
 
 def test_vane_shadows_cross_the_pupil_image():
@@ -232,8 +252,9 @@ def test_vane_shadows_cross_the_pupil_image():
 
 def test_a_halo_is_brightest_at_its_centre_and_fades_outwards():
     clean, frame = make_frame([[64.0, 64.0, flux_for_peak(10.0)]])
-    out, _ = inject_ghosts(clean, frame, pupil_config(halo_probability=1.0, radius=(15.0, 15.0)),
-                           np.random.default_rng(0))
+    out, _ = inject_ghosts(
+        clean, frame, pupil_config(halo_probability=1.0, radius=(15.0, 15.0)), np.random.default_rng(0)
+    )
     profile = (out - clean)[64, 64:]
     assert np.argmax(out - clean) == 64 * 128 + 64
     assert np.all(np.diff(profile) <= 0)
@@ -279,12 +300,36 @@ def test_without_a_bright_star_ghosts_come_from_a_source_off_the_tile(stars):
 
 def test_render_ghost_clips_at_the_tile_edges():
     signal = np.zeros((32, 32), np.float32)
-    render_ghost(signal, Ghost(y=-10.0, x=16.0, parent_y=-50.0, parent_x=16.0, radius=20.0, inner=5.0,
-                               softness=1.0, amplitude=7.0, halo=False))
+    render_ghost(
+        signal,
+        Ghost(
+            y=-10.0,
+            x=16.0,
+            parent_y=-50.0,
+            parent_x=16.0,
+            radius=20.0,
+            inner=5.0,
+            softness=1.0,
+            amplitude=7.0,
+            halo=False,
+        ),
+    )
     assert signal[0, 16] == pytest.approx(7.0, rel=1e-3) and signal[31, 16] == 0
     far = np.zeros((32, 32), np.float32)
-    render_ghost(far, Ghost(y=-200.0, x=16.0, parent_y=-250.0, parent_x=16.0, radius=20.0, inner=5.0,
-                            softness=1.0, amplitude=7.0, halo=False))
+    render_ghost(
+        far,
+        Ghost(
+            y=-200.0,
+            x=16.0,
+            parent_y=-250.0,
+            parent_x=16.0,
+            radius=20.0,
+            inner=5.0,
+            softness=1.0,
+            amplitude=7.0,
+            halo=False,
+        ),
+    )
     assert not far.any()
 
 
@@ -301,6 +346,7 @@ def test_ghosts_are_deterministic():
 
 # ------------------------------------------------------------------------------ registration, configs
 
+
 def test_spikes_and_ghosts_are_registered_first_in_the_optics_stage():
     assert INJECTORS["SPK"] is inject_spikes and INJECTORS["GHO"] is inject_ghosts
     assert STAGES[0] == ("optics", ("SPK", "GHO", "TRL", "FRG"))
@@ -308,20 +354,23 @@ def test_spikes_and_ghosts_are_registered_first_in_the_optics_stage():
     assert isinstance(contaminants.SPK, SpikeConfig) and isinstance(contaminants.GHO, GhostConfig)
 
 
-@pytest.mark.parametrize("cls, kwargs, key, shown", [
-    (SpikeConfig, {"probability": 1.5}, "SPK.probability", "1.5"),
-    (SpikeConfig, {"vanes": (0, 4)}, "SPK.vanes", "[0, 4]"),
-    (SpikeConfig, {"strength": (1e-2, 1e-3)}, "SPK.strength", "0.01"),
-    (SpikeConfig, {"min_peak": 0.0}, "SPK.min_peak", "0.0"),
-    (SpikeConfig, {"vane_scatter": 1.0}, "SPK.vane_scatter", "1.0"),
-    (GhostConfig, {"count": (3, 1)}, "GHO.count", "3"),
-    (GhostConfig, {"radius": (0.5, 10.0)}, "GHO.radius", "[0.5, 10.0]"),
-    (GhostConfig, {"obstruction": (0.2, 1.0)}, "GHO.obstruction", "[0.2, 1.0]"),
-    (GhostConfig, {"amplitude": (-1.0, 2.0)}, "GHO.amplitude", "[-1.0, 2.0]"),
-    (GhostConfig, {"softness": (0.0, 2.0)}, "GHO.softness", "[0.0, 2.0]"),
-    (GhostConfig, {"vane_probability": -0.1}, "GHO.vane_probability", "-0.1"),
-    (GhostConfig, {"min_peak": -1.0}, "GHO.min_peak", "-1.0"),
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, key, shown",
+    [
+        (SpikeConfig, {"probability": 1.5}, "SPK.probability", "1.5"),
+        (SpikeConfig, {"vanes": (0, 4)}, "SPK.vanes", "[0, 4]"),
+        (SpikeConfig, {"strength": (1e-2, 1e-3)}, "SPK.strength", "0.01"),
+        (SpikeConfig, {"min_peak": 0.0}, "SPK.min_peak", "0.0"),
+        (SpikeConfig, {"vane_scatter": 1.0}, "SPK.vane_scatter", "1.0"),
+        (GhostConfig, {"count": (3, 1)}, "GHO.count", "3"),
+        (GhostConfig, {"radius": (0.5, 10.0)}, "GHO.radius", "[0.5, 10.0]"),
+        (GhostConfig, {"obstruction": (0.2, 1.0)}, "GHO.obstruction", "[0.2, 1.0]"),
+        (GhostConfig, {"amplitude": (-1.0, 2.0)}, "GHO.amplitude", "[-1.0, 2.0]"),
+        (GhostConfig, {"softness": (0.0, 2.0)}, "GHO.softness", "[0.0, 2.0]"),
+        (GhostConfig, {"vane_probability": -0.1}, "GHO.vane_probability", "-0.1"),
+        (GhostConfig, {"min_peak": -1.0}, "GHO.min_peak", "-1.0"),
+    ],
+)
 def test_bad_config_values_are_reported_with_their_key(cls, kwargs, key, shown):
     with pytest.raises(ConfigError) as err:
         cls(**kwargs).validate(f"data.contaminants.{key.split('.')[0]}")
@@ -329,8 +378,16 @@ def test_bad_config_values_are_reported_with_their_key(cls, kwargs, key, shown):
 
 
 def test_configs_load_from_a_run_config():
-    section = load_sim_section({"data": {"contaminants": {"SPK": {"vanes": [3, 3], "strength": [1e-3, 1e-3]},
-                                                          "GHO": {"count": [2, 2], "halo_probability": 1.0}}}})
+    section = load_sim_section(
+        {
+            "data": {
+                "contaminants": {
+                    "SPK": {"vanes": [3, 3], "strength": [1e-3, 1e-3]},
+                    "GHO": {"count": [2, 2], "halo_probability": 1.0},
+                }
+            }
+        }
+    )
     assert section.data.contaminants.SPK.vanes == (3, 3)
     assert section.data.contaminants.GHO == GhostConfig(count=(2, 2), halo_probability=1.0)
     with pytest.raises(ConfigError, match=r"data\.contaminants\.GHO\.radius"):

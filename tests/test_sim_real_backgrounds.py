@@ -1,4 +1,5 @@
 """Real backgrounds in training: the development set's training frames, turned and scaled, own contaminants unknown."""
+
 import shutil
 from pathlib import Path
 
@@ -36,17 +37,26 @@ def devset(tmp_path, *, hit=True):
     fits.PrimaryHDU(np.rot90(image).copy(), header=header).writeto(folder / "cut_eval.fits")
     camera = {"gain": 1.0, "read_noise": 5.0, "bias": 0.0, "saturation": 32767.0, "detector": "ccd"}
     import hashlib
-    frames = {name: {"split": split, "package": "p", "path": f"{name}.fits", "camera": camera,
-                     "sha256": hashlib.sha256((folder / f"{name}.fits").read_bytes()).hexdigest()}
-              for name, split in (("cut_train", "train"), ("cut_eval", "eval"))}
+
+    frames = {
+        name: {
+            "split": split,
+            "package": "p",
+            "path": f"{name}.fits",
+            "camera": camera,
+            "sha256": hashlib.sha256((folder / f"{name}.fits").read_bytes()).hexdigest(),
+        }
+        for name, split in (("cut_train", "train"), ("cut_eval", "eval"))
+    }
     path = tmp_path / "frames.yaml"
     path.write_text(yaml.safe_dump({"packages": {"p": {"manager": "pypi", "version": "1"}}, "frames": frames}))
     return path, folder
 
 
 def section(real, tile=64, contaminants=None):
-    return load_sim_section({"data": {"tile": tile, "families": {}, "real_frames": real,
-                                      "contaminants": contaminants or OFF}})
+    return load_sim_section(
+        {"data": {"tile": tile, "families": {}, "real_frames": real, "contaminants": contaminants or OFF}}
+    )
 
 
 def test_devset_mode_takes_its_training_frames_only(tmp_path):
@@ -61,7 +71,9 @@ def test_an_evaluation_frame_is_refused_even_renamed(tmp_path, monkeypatch):
 
     path, folder = devset(tmp_path)
     monkeypatch.setattr(real_frames, "DEFAULT_DEVSET", path)  # the repository's list guards every glob
-    with pytest.raises(RealFrameError, match=r"cut_eval.fits: is the evaluation frame 'cut_eval'.*never enter training"):
+    with pytest.raises(
+        RealFrameError, match=r"cut_eval.fits: is the evaluation frame 'cut_eval'.*never enter training"
+    ):
         SampleSource(section({"glob": str(folder / "*.fits")}), 0)[0]
     shutil.copy(folder / "cut_eval.fits", tmp_path / "renamed.fits")  # recognised by its bytes, not its name
     with pytest.raises(RealFrameError, match="renamed.fits: is the evaluation frame 'cut_eval'"):
@@ -79,8 +91,9 @@ def test_missing_devset_frames_say_how_to_fetch_them(tmp_path):
 def test_turns_and_flux_scaling_are_exact_without_noise(tmp_path):
     path, _ = devset(tmp_path, hit=False)
     image, _ = cutout()
-    source = SampleSource(section({"devset": str(path), "flips": True, "flux_scale": [0.5, 2.0]}, tile=128), 3,
-                          noise=False)
+    source = SampleSource(
+        section({"devset": str(path), "flips": True, "flux_scale": [0.5, 2.0]}, tile=128), 3, noise=False
+    )
     seen = set()
     for i in range(12):
         sample = source[i]
@@ -89,7 +102,8 @@ def test_turns_and_flux_scaling_are_exact_without_noise(tmp_path):
         np.testing.assert_allclose(sample.image, turn(image, which) * np.float32(scale), rtol=1e-5)
     assert len(seen) >= 5 and len(DIHEDRAL) == 8
     assert {tuple(np.rot90(np.arange(4).reshape(2, 2), k).ravel()) for k in range(4)} <= {
-        tuple(turn(np.arange(4).reshape(2, 2), w).ravel()) for w in range(8)}
+        tuple(turn(np.arange(4).reshape(2, 2), w).ravel()) for w in range(8)
+    }
 
 
 def test_own_contaminants_carry_no_truth_and_no_loss_weight(tmp_path):
@@ -111,8 +125,9 @@ def test_injection_into_real_backgrounds_has_truth(tmp_path):
     path, _ = devset(tmp_path)
     on = {name: {"probability": 1.0} for name in INJECTED}
     on["CR"]["per_mpix"] = [3000, 3000]
-    source = SampleSource(section({"devset": str(path), "flips": True, "ignore_own": True}, tile=128,
-                                  contaminants=on), 1)
+    source = SampleSource(
+        section({"devset": str(path), "flips": True, "ignore_own": True}, tile=128, contaminants=on), 1
+    )
     sample = source[0]
     assert sample.truth_of("CR").any() and sample.truth_of("HCL").any()
     assert sample.header["HAS_CR"][0]
@@ -121,14 +136,18 @@ def test_injection_into_real_backgrounds_has_truth(tmp_path):
 def test_the_cli_says_in_one_line_that_the_frames_must_be_fetched(tmp_path):
     import subprocess
     import sys
+
     path, folder = devset(tmp_path)
     (folder / "cut_train.fits").unlink()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"data": {"tile": 64, "families": {},
-                                            "real_frames": {"devset": str(path)}}}))
-    result = subprocess.run([sys.executable, "-m", "data_sim", "--config", str(cfg), "--n", "1", "-o",
-                             str(tmp_path / "out")], cwd=Path(__file__).resolve().parents[1],
-                            capture_output=True, text=True, timeout=120)
+    cfg.write_text(yaml.safe_dump({"data": {"tile": 64, "families": {}, "real_frames": {"devset": str(path)}}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "data_sim", "--config", str(cfg), "--n", "1", "-o", str(tmp_path / "out")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: data.real_frames.devset:")
     assert "Traceback" not in result.stderr and "python data/real/fetch.py" in result.stderr

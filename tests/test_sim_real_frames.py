@@ -1,4 +1,5 @@
 """Injection into the user's own clean FITS frames."""
+
 import hashlib
 
 import numpy as np
@@ -14,11 +15,11 @@ from data_sim.real_frames import RealFrameError, read_image
 def write_clean_frame(path, *, shape=(150, 170), sky=800.0, gain=2.0, as_int16=False, seed=0):
     """A clean 'real' frame in ADU with a few stars, written as the user's camera would."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     electrons = np.full(shape, sky)
     for _ in range(6):
         cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
-        electrons += rng.uniform(2e3, 2e4) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * 1.5 ** 2))
+        electrons += rng.uniform(2e3, 2e4) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * 1.5**2))
     adu = rng.poisson(electrons) / gain
     header = fits.Header({"GAIN": gain, "RDNOISE": 4.0, "SATURATE": 30000.0})
     if as_int16:
@@ -36,9 +37,16 @@ def digest(path):
 
 def real_section(glob, tile=64, probability=1.0):
     contaminants = {name: {"probability": probability} for name in INJECTED}
-    return load_sim_section({"data": {"tile": tile, "families": {},
-                                      "real_frames": {"glob": glob, "weight": 1.0},
-                                      "contaminants": contaminants}})
+    return load_sim_section(
+        {
+            "data": {
+                "tile": tile,
+                "families": {},
+                "real_frames": {"glob": glob, "weight": 1.0},
+                "contaminants": contaminants,
+            }
+        }
+    )
 
 
 @pytest.mark.parametrize("as_int16", [False, True])
@@ -50,7 +58,7 @@ def test_injection_into_a_frame_read_from_fits(tmp_path, as_int16):
     sample = source[0]
     assert sample.family == "real" and sample.image.shape == (64, 64) and sample.image.dtype == np.float32
     y0, x0 = sample.header["REALY0"][0], sample.header["REALX0"][0]
-    crop = adu[y0:y0 + 64, x0:x0 + 64]
+    crop = adu[y0 : y0 + 64, x0 : x0 + 64]
     if as_int16:
         crop = np.round(crop)
     # Defects are exact: every flagged bad-column pixel changed, and CR pixels rose.
@@ -77,7 +85,7 @@ def test_real_frames_without_noise_are_exact(tmp_path):
     sec = real_section(str(path), probability=0.0)
     sample = SampleSource(sec, 1, noise=False)[2]
     y0, x0 = sample.header["REALY0"][0], sample.header["REALX0"][0]
-    np.testing.assert_allclose(sample.image, adu[y0:y0 + 64, x0:x0 + 64], rtol=1e-6)
+    np.testing.assert_allclose(sample.image, adu[y0 : y0 + 64, x0 : x0 + 64], rtol=1e-6)
 
 
 def test_missing_files_and_small_frames_give_clear_errors(tmp_path):

@@ -1,4 +1,5 @@
 """Simulator realism: pixel-integrated undersampled PSFs, correlated noise, non-linear response."""
+
 import dataclasses
 from pathlib import Path
 
@@ -13,8 +14,13 @@ from data_sim.psf import SampledPSF, moffat_alpha, moffat_kernel, oversampling, 
 from data_sim.scene import render_points, render_scene
 
 NO_CONTAMINANTS = {name: {"probability": 0.0} for name in INJECTED}
-EMPTY_FIELD = {"stars_per_mpix": [0, 0], "bright_stars_per_mpix": [0, 0], "galaxies_per_mpix": [0, 0],
-               "sky_gradient": [0, 0], "vignetting": [0, 0]}
+EMPTY_FIELD = {
+    "stars_per_mpix": [0, 0],
+    "bright_stars_per_mpix": [0, 0],
+    "galaxies_per_mpix": [0, 0],
+    "sky_gradient": [0, 0],
+    "vignetting": [0, 0],
+}
 
 
 def section(family, contaminants=NO_CONTAMINANTS, tile=64):
@@ -22,6 +28,7 @@ def section(family, contaminants=NO_CONTAMINANTS, tile=64):
 
 
 # --- 1. Undersampled PSFs are integrated over pixels -------------------------------------------------
+
 
 def pixel_integrated_moffat(shape, stars, fwhm, beta, sub=41):
     """Reference image: each star's circular Moffat integrated over every pixel (sub x sub midpoints).
@@ -35,17 +42,17 @@ def pixel_integrated_moffat(shape, stars, fwhm, beta, sub=41):
     xx = (np.arange(nx)[:, None] + offsets).ravel()
     image = np.zeros(shape)
     for y0, x0, flux in stars:
-        profile = (1 + ((yy[:, None] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha ** 2) ** (-beta)
-        binned = profile.reshape(ny, sub, nx, sub).sum(axis=(1, 3)) / sub ** 2
-        image += flux * binned / (np.pi * alpha ** 2 / (beta - 1))  # the Moffat's integral over the plane
+        profile = (1 + ((yy[:, None] - y0) ** 2 + (xx[None, :] - x0) ** 2) / alpha**2) ** (-beta)
+        binned = profile.reshape(ny, sub, nx, sub).sum(axis=(1, 3)) / sub**2
+        image += flux * binned / (np.pi * alpha**2 / (beta - 1))  # the Moffat's integral over the plane
     return image
 
 
 def peak_and_width(image, y0, x0, half=4):
     """Peak fraction of the flux and rms width per axis (px), second moments over a (2 half + 1) box."""
     cy, cx = int(round(y0)), int(round(x0))
-    box = image[cy - half:cy + half + 1, cx - half:cx + half + 1].astype(np.float64)
-    yy, xx = np.mgrid[cy - half:cy + half + 1, cx - half:cx + half + 1]
+    box = image[cy - half : cy + half + 1, cx - half : cx + half + 1].astype(np.float64)
+    yy, xx = np.mgrid[cy - half : cy + half + 1, cx - half : cx + half + 1]
     total = box.sum()
     my, mx = (box * yy).sum() / total, (box * xx).sum() / total
     var = (box * ((yy - my) ** 2 + (xx - mx) ** 2)).sum() / total / 2
@@ -80,7 +87,7 @@ def test_point_sampled_bilinear_rendering_fails_at_fwhm_1_2():
         peak, width = peak_and_width(render_points(shape, [y0], [x0], [1.0], point_sampled), y0, x0)
         peak_errors.append(abs(peak / ref_peak - 1))
         width_errors.append(abs(width / ref_width - 1))
-    assert max(peak_errors) > 0.25   # a centred star: the point-sampled peak is ~30 % too high
+    assert max(peak_errors) > 0.25  # a centred star: the point-sampled peak is ~30 % too high
     assert max(width_errors) > 0.05  # a star on a pixel corner: the bilinear split broadens it
 
 
@@ -123,6 +130,7 @@ def test_undersampled_flux_is_conserved_and_the_centroid_kept(fwhm):
 
 # --- 2. Correlated noise ---------------------------------------------------------------------------
 
+
 def lag1(noise):
     """Lag-1 autocorrelation along both axes."""
     n = noise - noise.mean()
@@ -134,7 +142,7 @@ def test_correlated_noise_keeps_each_pixels_variance(correlation):
     sky, rn = 900.0, 6.0
     flat = np.full((128, 128), sky, np.float32)
     noise = add_noise(flat, rn, np.random.default_rng(3), correlation=correlation) - sky
-    assert noise.std() == pytest.approx(np.sqrt(sky + rn ** 2), rel=0.03)
+    assert noise.std() == pytest.approx(np.sqrt(sky + rn**2), rel=0.03)
     if correlation:
         assert lag1(noise) > 0.2
     else:
@@ -153,12 +161,19 @@ def test_correlated_deviates_have_unit_variance_up_to_the_edges():
 
 def test_tiles_get_correlated_noise_and_its_header():
     sky, gain, rn = 900.0, 1.0, 5.0
-    family = {**EMPTY_FIELD, "sky": [sky, sky], "gain": [gain, gain], "read_noise": [rn, rn], "bias": [300, 300],
-              "correlated_noise_probability": 1.0, "noise_correlation": [0.7, 0.7]}
+    family = {
+        **EMPTY_FIELD,
+        "sky": [sky, sky],
+        "gain": [gain, gain],
+        "read_noise": [rn, rn],
+        "bias": [300, 300],
+        "correlated_noise_probability": 1.0,
+        "noise_correlation": [0.7, 0.7],
+    }
     sample = SampleSource(section(family, tile=96), 1)[0]
     assert sample.header["NOISECOR"][0] == 0.7 and sample.header["NONLIN"][0] == 0.0
     noise = sample.image.astype(np.float64)
-    assert noise.std() == pytest.approx(np.sqrt(sky + rn ** 2 + 1 / 12), rel=0.04)
+    assert noise.std() == pytest.approx(np.sqrt(sky + rn**2 + 1 / 12), rel=0.04)
     assert lag1(noise) > 0.2
     plain = SampleSource(section({**family, "correlated_noise_probability": 0.0}, tile=96), 1)[0]
     assert plain.header["NOISECOR"][0] == 0.0
@@ -167,8 +182,12 @@ def test_tiles_get_correlated_noise_and_its_header():
 
 def test_clean_twin_gets_the_same_correlated_deviates():
     only_hot = {**NO_CONTAMINANTS, "HPX": {"probability": 1.0, "per_mpix": [20000, 20000]}}
-    family = {"sky": [500, 1000], "stars_per_mpix": [500, 500], "correlated_noise_probability": 1.0,
-              "nonlinearity": [0.05, 0.05]}
+    family = {
+        "sky": [500, 1000],
+        "stars_per_mpix": [500, 500],
+        "correlated_noise_probability": 1.0,
+        "nonlinearity": [0.05, 0.05],
+    }
     sample = SampleSource(section(family, only_hot), 5, clean=True)[1]
     hot = sample.truth_of("HPX")
     assert hot.sum() > 20 and sample.header["NOISECOR"][0] > 0
@@ -176,6 +195,7 @@ def test_clean_twin_gets_the_same_correlated_deviates():
 
 
 # --- 3. Non-linear response ------------------------------------------------------------------------
+
 
 def test_nonlinear_response_rolls_off_towards_saturation():
     level, a = 1e5, 0.08
@@ -214,25 +234,41 @@ def test_readout_applies_the_nonlinearity_before_saturation_and_noise():
 
 # --- Configuration and the camera stream -----------------------------------------------------------
 
+
 def test_new_draws_come_after_the_others_and_default_to_off():
     off = draw_camera(FamilyConfig(), np.random.default_rng(9))
-    on = draw_camera(FamilyConfig(correlated_noise_probability=1.0, noise_correlation=(0.5, 0.9),
-                                  nonlinearity=(0.01, 0.08)), np.random.default_rng(9))
+    on = draw_camera(
+        FamilyConfig(correlated_noise_probability=1.0, noise_correlation=(0.5, 0.9), nonlinearity=(0.01, 0.08)),
+        np.random.default_rng(9),
+    )
     assert off.noise_correlation == 0.0 and off.nonlinearity == 0.0
     assert 0.5 <= on.noise_correlation <= 0.9 and 0.01 <= on.nonlinearity <= 0.08
-    same = ("gain", "read_noise", "bias", "full_well", "fwhm", "beta", "ellipticity", "psf_angle", "sky",
-            "readout_at_start")
+    same = (
+        "gain",
+        "read_noise",
+        "bias",
+        "full_well",
+        "fwhm",
+        "beta",
+        "ellipticity",
+        "psf_angle",
+        "sky",
+        "readout_at_start",
+    )
     assert [getattr(off, k) for k in same] == [getattr(on, k) for k in same]
     header = on.as_header()
     assert header["NOISECOR"][0] == round(on.noise_correlation, 4) and header["NONLIN"][0] == round(on.nonlinearity, 5)
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("nonlinearity", [0.0, 0.4], r"families.f.nonlinearity: values must be <= 0.3"),
-    ("nonlinearity", [-0.1, 0.1], r"families.f.nonlinearity: values must be >= 0"),
-    ("correlated_noise_probability", 1.5, r"families.f.correlated_noise_probability: a probability"),
-    ("noise_correlation", [0.0, 1.0], r"families.f.noise_correlation: values must be >= 0.05"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("nonlinearity", [0.0, 0.4], r"families.f.nonlinearity: values must be <= 0.3"),
+        ("nonlinearity", [-0.1, 0.1], r"families.f.nonlinearity: values must be >= 0"),
+        ("correlated_noise_probability", 1.5, r"families.f.correlated_noise_probability: a probability"),
+        ("noise_correlation", [0.0, 1.0], r"families.f.noise_correlation: values must be >= 0.05"),
+    ],
+)
 def test_bad_settings_name_the_key(key, value, match):
     with pytest.raises(ConfigError, match=match):
         section({key: value})
@@ -250,9 +286,16 @@ def test_multiclass_config_spans_undersampled_to_oversampled_psfs():
 def test_a_bright_star_has_wings_beyond_the_kernel_and_no_square_edge(fwhm):
     """A star at 50x full well is tens of sigma bright at 4 FWHM: its profile goes on, smoothly."""
     from data_sim.scene import bright_wings
+
     field = {**{k: tuple(v) for k, v in EMPTY_FIELD.items()}}
-    family = FamilyConfig(**field, fwhm=(fwhm, fwhm), moffat_beta=(2.5, 2.5), ellipticity=(0.0, 0.0),
-                          sky=(100.0, 100.0), read_noise=(5.0, 5.0))
+    family = FamilyConfig(
+        **field,
+        fwhm=(fwhm, fwhm),
+        moffat_beta=(2.5, 2.5),
+        ellipticity=(0.0, 0.0),
+        sky=(100.0, 100.0),
+        read_noise=(5.0, 5.0),
+    )
     camera = draw_camera(family, np.random.default_rng(0))
     psf = sampled_psf(fwhm, 2.5)
     r0, shape, c = psf.radius, (161, 161), 80
@@ -260,16 +303,18 @@ def test_a_bright_star_has_wings_beyond_the_kernel_and_no_square_edge(fwhm):
     core = render_points(shape, [c], [c], [flux], psf)
     wings = bright_wings(shape, np.array([c]), np.array([c]), np.array([flux]), camera, r0, camera.sky_noise)
     star = core + wings
-    assert np.abs(wings[c - r0:c + r0 + 1, c - r0:c + r0 + 1]).max() < 1e-2  # the core square: the kernel alone (FFT round-off)
-    for cut in (star[c, c:], np.diagonal(star)[c:]):             # along a row and along the diagonal
-        lit = cut[:np.argmax(cut < 1.0)]                          # out to where it falls below 1 e-
-        assert len(lit) > r0 + 5 and np.all(np.diff(lit) < 0)     # falls monotonically, no step at the square
+    assert (
+        np.abs(wings[c - r0 : c + r0 + 1, c - r0 : c + r0 + 1]).max() < 1e-2
+    )  # the core square: the kernel alone (FFT round-off)
+    for cut in (star[c, c:], np.diagonal(star)[c:]):  # along a row and along the diagonal
+        lit = cut[: np.argmax(cut < 1.0)]  # out to where it falls below 1 e-
+        assert len(lit) > r0 + 5 and np.all(np.diff(lit) < 0)  # falls monotonically, no step at the square
     alpha = moffat_alpha(fwhm, 2.5)
-    moffat = lambda r: (1 + (r / alpha) ** 2) ** -2.5             # noqa: E731
+    moffat = lambda r: (1 + (r / alpha) ** 2) ** -2.5  # noqa: E731
     # Across the square's edge the profile follows the Moffat (within 5 %), as it does inside.
     ratio = star[c, c + r0 + 1] / star[c, c + r0]
     assert ratio == pytest.approx(moffat(r0 + 1) / moffat(r0), rel=0.05)
-    assert star[c, c + r0 + 2] > 3 * camera.sky_noise               # without its wing this pixel would be dark
+    assert star[c, c + r0 + 2] > 3 * camera.sky_noise  # without its wing this pixel would be dark
     # A faint star gets no wing: tiles without bright stars are unchanged.
     faint = bright_wings(shape, np.array([c]), np.array([c]), np.array([100.0]), camera, r0, camera.sky_noise)
     assert not faint.any()

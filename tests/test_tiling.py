@@ -1,4 +1,5 @@
 """segnet.inference's tile plan and strip reader: coverage, blending weights, few and even tiles."""
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -16,7 +17,7 @@ def test_the_plan_covers_the_axis_with_weights_summing_to_one(n, tile, margin, b
         assert span.in0 % 8 == 0  # pooling windows fall where they fall on the whole frame
         assert -(-(span.in1 - span.in0) // 8) * 8 <= tile
         assert span.core0 - span.in0 in (0, margin) and span.in1 - span.core1 in (0, margin) or span.in1 == n
-        total[span.core0:span.core1] += axis_weights(span, blend)
+        total[span.core0 : span.core1] += axis_weights(span, blend)
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
@@ -59,8 +60,8 @@ def test_row_strips_read_whole_rows_once_and_return_independent_windows(tmp_path
         b = read(slice(10, 30), slice(15, 50))
         np.testing.assert_array_equal(a, image[10:30, 0:20])
         np.testing.assert_array_equal(b, image[10:30, 15:50])
-        assert len(calls) == 1   # the second window of the same rows comes from the strip
-        a[:] = -1                # a caller may change its window without touching the next one's
+        assert len(calls) == 1  # the second window of the same rows comes from the strip
+        a[:] = -1  # a caller may change its window without touching the next one's
         np.testing.assert_array_equal(read(slice(10, 30), slice(0, 20)), image[10:30, 0:20])
         read(slice(20, 40), slice(0, 20))
         assert len(calls) == 2

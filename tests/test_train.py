@@ -1,4 +1,5 @@
 """train.py: config validation, the smoke run, resume, MirroredStrategy, the JAX backend."""
+
 import importlib.util
 import os
 import subprocess
@@ -10,8 +11,8 @@ import pytest
 import yaml
 
 import train
-from segnet.config import RunConfig, dump_run_config, load_run_config
 from data_sim.typed_config import ConfigError
+from segnet.config import RunConfig, dump_run_config, load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
@@ -28,21 +29,27 @@ def write_config(tmp_path, **overrides):
 
 def weights(run_dir, name="checkpoints/last.keras"):
     from segnet.run_folder import load_model
+
     model = load_model(Path(run_dir) / name)
     return model, [np.asarray(w) for w in model.get_weights()]
 
 
-@pytest.mark.parametrize("mapping,message", [
-    ({"model": {"dept": 3}}, r"model\.dept: unknown key \(known keys: base_filters, batch_norm"),
-    ({"train": {"batch_size": "8"}}, r"train\.batch_size: expected an integer, got '8'"),
-    ({"train": {"learning_rate": -1}}, r"train\.learning_rate: must be > 0, got -1"),
-    ({"train": {"schedule": "step"}}, r"train\.schedule: must be one of \['constant', 'cosine'\], got 'step'"),
-    ({"model": {"kernel_size": 4}}, r"model\.kernel_size: must be odd, got 4"),
-    ({"distribute": {"strategy": "horovod"}}, r"distribute\.strategy: must be one of"),
-    ({"data": {"contaminants": {"CR": {"deposit": [1, "x"]}}}},
-     r"data\.contaminants\.CR\.deposit\[1\]: expected a number, got 'x'"),
-    ({"trian": {}}, r"trian: unknown key"),
-])
+@pytest.mark.parametrize(
+    "mapping,message",
+    [
+        ({"model": {"dept": 3}}, r"model\.dept: unknown key \(known keys: base_filters, batch_norm"),
+        ({"train": {"batch_size": "8"}}, r"train\.batch_size: expected an integer, got '8'"),
+        ({"train": {"learning_rate": -1}}, r"train\.learning_rate: must be > 0, got -1"),
+        ({"train": {"schedule": "step"}}, r"train\.schedule: must be one of \['constant', 'cosine'\], got 'step'"),
+        ({"model": {"kernel_size": 4}}, r"model\.kernel_size: must be odd, got 4"),
+        ({"distribute": {"strategy": "horovod"}}, r"distribute\.strategy: must be one of"),
+        (
+            {"data": {"contaminants": {"CR": {"deposit": [1, "x"]}}}},
+            r"data\.contaminants\.CR\.deposit\[1\]: expected a number, got 'x'",
+        ),
+        ({"trian": {}}, r"trian: unknown key"),
+    ],
+)
 def test_config_errors_name_the_key_path(mapping, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config(mapping)
@@ -51,7 +58,16 @@ def test_config_errors_name_the_key_path(mapping, message):
 def test_shipped_run_configs_load_and_round_trip():
     paths = sorted((ROOT / "configs").rglob("*.yaml"))
     assert {p.stem for p in (ROOT / "configs" / "one_vs_all").glob("*.yaml")} >= {
-        "cr", "hcl", "bcl", "bln", "hpx", "bpx", "per", "trl", "frg"}
+        "cr",
+        "hcl",
+        "bcl",
+        "bln",
+        "hpx",
+        "bpx",
+        "per",
+        "trl",
+        "frg",
+    }
     for path in paths:
         config, _ = load_run_config(path)
         again, _ = load_run_config(yaml.safe_load(dump_run_config(config)))
@@ -74,8 +90,15 @@ def test_smoke_run_trains_and_describes_itself(tmp_path):
     loss = [float(r[header.index("loss")]) for r in rows]
     assert len(rows) == SMOKE["train"]["epochs"]
     assert loss[-1] < 0.9 * loss[0], loss
-    for name in ("model.keras", "config.yaml", "classes.yaml", "class_fractions.yaml", "code_version.yaml",
-                 "state.yaml", "checkpoints/last.keras"):
+    for name in (
+        "model.keras",
+        "config.yaml",
+        "classes.yaml",
+        "class_fractions.yaml",
+        "code_version.yaml",
+        "state.yaml",
+        "checkpoints/last.keras",
+    ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "tensorboard").rglob("*tfevents*"))
     config, _ = load_run_config(run_dir / "config.yaml")
@@ -86,6 +109,7 @@ def test_smoke_run_trains_and_describes_itself(tmp_path):
     version = yaml.safe_load((run_dir / "code_version.yaml").read_text())
     assert version["keras_backend"] == "tensorflow" and "git_commit" in version
     from segnet.model import model_class_names
+
     model, _ = weights(run_dir, "model.keras")
     assert model_class_names(model) == config.classes
     out = model.predict(np.zeros((1, 37, 29, 1), np.float32), verbose=0)
@@ -120,8 +144,9 @@ def test_a_new_run_never_overwrites_an_existing_one(tmp_path, capsys):
 
 
 def test_smoke_trains_under_a_mirrored_strategy_on_the_cpu(tmp_path):
-    cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 3},
-                       distribute={"strategy": "mirrored", "devices": ["/cpu:0"]})
+    cfg = write_config(
+        tmp_path, train={"epochs": 1, "steps_per_epoch": 3}, distribute={"strategy": "mirrored", "devices": ["/cpu:0"]}
+    )
     run_dir = tmp_path / "mirrored"
     assert train.main(["--config", str(cfg), "--run-dir", str(run_dir), "--quiet"]) == 0
     _, w = weights(run_dir, "model.keras")
@@ -132,10 +157,20 @@ def test_smoke_trains_under_a_mirrored_strategy_on_the_cpu(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_smoke_trains_under_the_jax_backend(tmp_path):
     cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 3}, distribute={"strategy": "data_parallel"})
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
-           "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "jax"),
-                             "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_backend_optimization_level=0",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "jax"), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "data_parallel over 1 device(s)" in result.stdout
     version = yaml.safe_load((tmp_path / "jax" / "code_version.yaml").read_text())
@@ -149,14 +184,21 @@ def test_smoke_trains_under_a_multi_worker_strategy(tmp_path):
     """One worker on loopback: MultiWorkerMirroredStrategy must start with the process, hence a subprocess."""
     import json
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = write_config(tmp_path, train={"epochs": 1, "steps_per_epoch": 2}, distribute={"strategy": "multi_worker"})
     tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
     env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
-    result = subprocess.run([sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "mw"),
-                             "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", str(cfg), "--run-dir", str(tmp_path / "mw"), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "multi_worker, 1 replica(s)" in result.stdout
     assert (tmp_path / "mw" / "model.keras").is_file()
@@ -165,6 +207,7 @@ def test_smoke_trains_under_a_multi_worker_strategy(tmp_path):
 def test_strategies_check_the_backend(tmp_path):
     from segnet.config import DistributeConfig
     from segnet.distribute import distribution_scope
+
     with pytest.raises(ConfigError, match="'data_parallel' needs the JAX backend, this process runs 'tensorflow'"):
         distribution_scope(DistributeConfig(strategy="data_parallel"))
 
@@ -175,6 +218,7 @@ def test_warm_start_copies_layers_and_the_head_columns_of_shared_classes():
 
     sizes = dict(depth=2, base_filters=4, convs_per_level=1)
     import keras
+
     keras.utils.set_random_seed(1)
     old = build_segnet(class_names=["CR", "OBJ"], **sizes)
     keras.utils.set_random_seed(2)
@@ -204,6 +248,7 @@ def test_a_narrower_model_starts_from_the_strongest_channels():
     chosen independently: the pruned model must then compute exactly what the wide one does.
     """
     import keras
+
     from segnet.model import build_segnet
     from segnet.warm_start import transfer_weights
 
@@ -227,7 +272,7 @@ def test_a_narrower_model_starts_from_the_strongest_channels():
                 kernel[:, :, drop, :] = 0.0
                 wide.get_layer("dec1_conv1").set_weights([kernel])
             else:
-                gamma[drop] = beta[drop] = mean[drop] = 0.0   # these channels output exactly 0
+                gamma[drop] = beta[drop] = mean[drop] = 0.0  # these channels output exactly 0
             layer.set_weights([gamma, beta, mean, rng.uniform(0.5, 2.0, n)])
     report = transfer_weights(wide, narrow)
     assert len(report.pruned) == 16 and not report.skipped and report.head_classes == ["CR", "OBJ"]

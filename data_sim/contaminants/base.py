@@ -7,6 +7,7 @@ electrons (``|signal|`` for fringes, which add and subtract). Detector
 defects (HCL, BCL, BLN, HPX, BPX) are exact: every defective pixel is in the
 mask, however faint its effect on this particular tile.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,17 +19,17 @@ import numpy as np
 class Frame:
     """Context shared by the injectors. Maps are (ny, nx) float32 in electrons."""
 
-    noise: np.ndarray       # 1-sigma noise of the clean frame at each pixel, e-
-    sky: np.ndarray         # sky level at each pixel, e- (fringes scale with it)
-    sky_noise: float        # typical 1-sigma sky noise, e-: the unit of 'nsigma' amplitudes
-    fwhm: float             # PSF FWHM, px
-    beta: float             # PSF Moffat index
-    full_well: float        # e-
-    detector: str           # "ccd" or "nir"
+    noise: np.ndarray  # 1-sigma noise of the clean frame at each pixel, e-
+    sky: np.ndarray  # sky level at each pixel, e- (fringes scale with it)
+    sky_noise: float  # typical 1-sigma sky noise, e-: the unit of 'nsigma' amplitudes
+    fwhm: float  # PSF FWHM, px
+    beta: float  # PSF Moffat index
+    full_well: float  # e-
+    detector: str  # "ccd" or "nir"
     readout_at_start: bool  # columns read out towards row 0
-    nsigma: float           # truth threshold of the rule above
+    nsigma: float  # truth threshold of the rule above
     stars: np.ndarray | None = None  # (n, 3) float64: y, x (px, tile frame, may lie off the tile), flux (e-,
-                                     # total); the sources spikes and ghosts come from. None: not known
+    # total); the sources spikes and ghosts come from. None: not known
 
     @property
     def shape(self) -> tuple[int, int]:

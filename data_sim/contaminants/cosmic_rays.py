@@ -7,9 +7,11 @@
 All deposits are summed with bilinear weights and spread by a small Gaussian
 charge diffusion. Mask: the truth rule of ``base`` (added charge >= nsigma x noise).
 """
+
 from __future__ import annotations
 
 import numpy as np
+
 from ..camera import log_uniform, uniform
 from ..config import CosmicRayConfig
 from ..raster import bilinear_deposit
@@ -69,7 +71,7 @@ def _worms(rng, n, cfg, shape):
     lengths = uniform(rng, cfg.worm_length, n)
     y, x, steps, position = _paths(rng, n, lengths, shape, turn_sigma=rng.uniform(0.2, 0.5))
     mpv = np.repeat(log_uniform(rng, cfg.deposit, n), steps) * STEP
-    deposit = mpv * (0.6 + 1.2 * position ** 2) * np.clip(1.0 + 0.2 * _moyal(rng, steps.sum()), 0.05, None)
+    deposit = mpv * (0.6 + 1.2 * position**2) * np.clip(1.0 + 0.2 * _moyal(rng, steps.sum()), 0.05, None)
     return y, x, deposit
 
 
@@ -83,8 +85,8 @@ def diffuse(charge: np.ndarray, sigma: float) -> np.ndarray:
     taps /= taps.sum()
     ny, nx = charge.shape
     padded = np.pad(charge, 2)
-    rows = sum(t * padded[k:k + ny, :] for k, t in enumerate(taps))
-    return sum(t * rows[:, k:k + nx] for k, t in enumerate(taps))
+    rows = sum(t * padded[k : k + ny, :] for k, t in enumerate(taps))
+    return sum(t * rows[:, k : k + nx] for k, t in enumerate(taps))
 
 
 def cosmic_ray_charge(shape, cfg: CosmicRayConfig, rng: np.random.Generator) -> np.ndarray:
@@ -105,8 +107,9 @@ def cosmic_ray_charge(shape, cfg: CosmicRayConfig, rng: np.random.Generator) -> 
     return diffuse(charge.astype(np.float32), uniform(rng, cfg.diffusion))
 
 
-def inject_cosmic_rays(image: np.ndarray, frame: Frame, cfg: CosmicRayConfig,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def inject_cosmic_rays(
+    image: np.ndarray, frame: Frame, cfg: CosmicRayConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Add cosmic-ray charge to ``image`` (e-). Returns the new image and the CR truth mask."""
     charge = cosmic_ray_charge(frame.shape, cfg, rng)
     return image + charge, significant(charge, frame)

@@ -7,6 +7,7 @@ the trap to the far edge; partial lines run from a column to the end of the
 serial register in its readout direction. Amplitudes are in sky sigmas
 (hot) or response fractions (bad), see ``config``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,7 @@ def column_defects(frame: Frame, cfg: ColumnConfig, rng) -> list[tuple[int, slic
     ny, nx = frame.shape
     count = int(rng.integers(cfg.count[0], cfg.count[1] + 1))
     columns = rng.choice(nx, size=min(count, nx), replace=False)
-    return [(int(x), _span(ny, rng.random() < cfg.partial_probability, frame.readout_at_start, rng))
-            for x in columns]
+    return [(int(x), _span(ny, rng.random() < cfg.partial_probability, frame.readout_at_start, rng)) for x in columns]
 
 
 def inject_hot_columns(image, frame: Frame, cfg: ColumnConfig, rng):
@@ -83,8 +83,11 @@ def pixel_defects(frame: Frame, cfg: PixelDefectConfig, rng) -> tuple[np.ndarray
     extra = np.where(rng.random(n) < cfg.cluster_probability, rng.integers(1, 4, n), 0)
     owner = np.repeat(np.arange(n), extra)
     # Neighbours of each clustered defect, without repeats within a cluster.
-    offsets = np.concatenate([NEIGHBOURS[rng.permutation(len(NEIGHBOURS))[:k]] for k in extra[extra > 0]]) \
-        if extra.any() else np.zeros((0, 2), int)
+    offsets = (
+        np.concatenate([NEIGHBOURS[rng.permutation(len(NEIGHBOURS))[:k]] for k in extra[extra > 0]])
+        if extra.any()
+        else np.zeros((0, 2), int)
+    )
     all_y = np.concatenate([ys, ys[owner] + offsets[:, 0]])
     all_x = np.concatenate([xs, xs[owner] + offsets[:, 1]])
     ids = np.concatenate([np.arange(n), owner])
@@ -106,8 +109,12 @@ def inject_bad_pixels(image, frame: Frame, cfg: PixelDefectConfig, rng):
     """Dead or low-response pixels, isolated or in tiny clusters."""
     out, mask = image.copy(), np.zeros(frame.shape, bool)
     ys, xs, ids = pixel_defects(frame, cfg, rng)
-    response = np.array([capped_response(uniform(rng, cfg.response), frame, cfg.min_deficit)
-                         for _ in range(ids.max() + 1 if ids.size else 0)])
+    response = np.array(
+        [
+            capped_response(uniform(rng, cfg.response), frame, cfg.min_deficit)
+            for _ in range(ids.max() + 1 if ids.size else 0)
+        ]
+    )
     if ids.size:
         # A pixel hit twice keeps the lowest response, not the product.
         flat = ys * frame.shape[1] + xs

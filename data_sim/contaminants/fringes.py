@@ -6,6 +6,7 @@ its amplitude is a fraction of the local sky, so it follows the sky and its
 vignetting. Fringes add and subtract: the mask is the truth rule applied to
 ``|signal|``, i.e. the crests and troughs that stand out of the noise.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -18,6 +18,7 @@ tile: the ghost is placed on the tile and its source just off it, back along
 the ghost direction. Surface brightness: ``amplitude`` x the sky noise.
 Mask: the truth rule of ``base``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,17 +34,17 @@ from .spikes import bright_stars
 
 @dataclass(frozen=True)
 class Ghost:
-    y: float                  # centre, px
+    y: float  # centre, px
     x: float
-    parent_y: float           # the source reflected: a star of frame.stars or a virtual one off the tile
+    parent_y: float  # the source reflected: a star of frame.stars or a virtual one off the tile
     parent_x: float
-    radius: float             # px: outer radius of the pupil image; halo: 1/e radius
-    inner: float              # px: radius of the central obstruction's shadow (0 for a halo)
-    softness: float           # px: Gaussian sigma of the edges
-    amplitude: float          # e-/px: surface brightness of the annulus, or the halo's peak
+    radius: float  # px: outer radius of the pupil image; halo: 1/e radius
+    inner: float  # px: radius of the central obstruction's shadow (0 for a halo)
+    softness: float  # px: Gaussian sigma of the edges
+    amplitude: float  # e-/px: surface brightness of the annulus, or the halo's peak
     halo: bool
-    vane_angles: tuple = ()   # rad: radial vane shadows (none: empty)
-    vane_width: float = 0.0   # px
+    vane_angles: tuple = ()  # rad: radial vane shadows (none: empty)
+    vane_width: float = 0.0  # px
 
     @property
     def extent(self) -> float:
@@ -106,11 +107,21 @@ def draw_ghosts(frame: Frame, cfg: GhostConfig, rng) -> list[Ghost]:
         else:
             centre = (rng.uniform(-0.5, ny - 0.5), rng.uniform(-0.5, nx - 0.5))
             parent = _virtual_parent(centre[0], centre[1], uy, ux, distance, frame.shape)
-        ghosts.append(Ghost(y=float(centre[0]), x=float(centre[1]),
-                            parent_y=float(parent[0]), parent_x=float(parent[1]),
-                            radius=radius, inner=0.0 if halo else obstruction * radius,
-                            softness=softness, amplitude=amplitude, halo=halo,
-                            vane_angles=() if halo else vane_angles, vane_width=vane_width))
+        ghosts.append(
+            Ghost(
+                y=float(centre[0]),
+                x=float(centre[1]),
+                parent_y=float(parent[0]),
+                parent_x=float(parent[1]),
+                radius=radius,
+                inner=0.0 if halo else obstruction * radius,
+                softness=softness,
+                amplitude=amplitude,
+                halo=halo,
+                vane_angles=() if halo else vane_angles,
+                vane_width=vane_width,
+            )
+        )
     return ghosts
 
 
@@ -133,12 +144,11 @@ def render_ghost(signal: np.ndarray, ghost: Ghost) -> None:
     dx = np.arange(x0, x1, dtype=np.float64)[None, :] - ghost.x
     r = np.hypot(dy, dx)
     if ghost.halo:
-        profile = np.exp(-(r / ghost.radius) ** 2)
+        profile = np.exp(-((r / ghost.radius) ** 2))
     else:
         # Exact radial profile of the blurred annulus on a fine grid, interpolated at each pixel.
         grid = np.linspace(0.0, ext, max(int(ext / 0.1), 2) + 1)
-        radial = (_blurred_disc(grid, ghost.radius, ghost.softness)
-                  - _blurred_disc(grid, ghost.inner, ghost.softness))
+        radial = _blurred_disc(grid, ghost.radius, ghost.softness) - _blurred_disc(grid, ghost.inner, ghost.softness)
         profile = np.interp(r, grid, np.clip(radial, 0.0, 1.0), right=0.0)
         edge = np.sqrt(2.0) * ghost.softness
         for theta in ghost.vane_angles:

@@ -7,6 +7,7 @@ fluence leaks out now: the residual grows steeply up to full well and
 logarithmically above it, so the saturated cores and the bleed trails of the
 earlier frame come back as soft ghosts. Mask: the truth rule of ``base``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,6 +47,5 @@ def persistence_signal(fluence: np.ndarray, amplitude_e: float, growth: float) -
 def inject_persistence(image, frame: Frame, cfg: PersistenceConfig, rng):
     """Add residual images of an earlier exposure's saturated stars. Returns (image, PER mask)."""
     fluence = earlier_fluence(frame, cfg, rng)
-    residual = persistence_signal(fluence, log_uniform(rng, cfg.amplitude) * frame.sky_noise,
-                                  uniform(rng, cfg.decay))
+    residual = persistence_signal(fluence, log_uniform(rng, cfg.amplitude) * frame.sky_noise, uniform(rng, cfg.decay))
     return image + residual, significant(residual, frame)

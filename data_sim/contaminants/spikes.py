@@ -20,6 +20,7 @@ each spike line only the pixels that can reach that floor are evaluated, column
 by column (row by row for steep lines), all stars of one direction at once.
 Mask: the truth rule of ``base``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -102,9 +103,9 @@ def _render_line(flat, shape, ys, xs, amp, angle, fwhm, beta, cutoff):
     m0, n0, amp = m0[live], n0[live], amp[live]
     if amp.size == 0:
         return
-    length = np.sqrt(np.maximum(amp / cutoff - rc2, 0.0))          # |along| where the centreline meets the floor
-    w_max = half_width(cutoff * rc2 / amp) / a                     # minor-axis half extent anywhere on the line
-    reach = a * (length + w_max * abs(b))                          # major-axis half extent
+    length = np.sqrt(np.maximum(amp / cutoff - rc2, 0.0))  # |along| where the centreline meets the floor
+    w_max = half_width(cutoff * rc2 / amp) / a  # minor-axis half extent anywhere on the line
+    reach = a * (length + w_max * abs(b))  # major-axis half extent
     lo = np.maximum(np.ceil(m0 - reach), 0).astype(np.int64)
     hi = np.minimum(np.floor(m0 + reach), n_major - 1).astype(np.int64)
     star, major = _expand(lo, np.maximum(hi - lo + 1, 0))

@@ -6,6 +6,7 @@ extended bodies are wider than stars). Some trails start or end inside the
 tile (soft ends), some are modulated (tumbling satellites flash) and some are
 dashed (airplane lights). Mask: the truth rule of ``base``.
 """
+
 from __future__ import annotations
 
 import numpy as np

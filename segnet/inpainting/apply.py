@@ -6,6 +6,7 @@ and the network's prediction on the replaced pixels. Frames of any size go
 through the same tiles as prediction (``segnet.inference.run_tiles``), blended
 with weights that sum to 1, in bounded memory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ def resolve_inpaint_model(where: str | Path) -> Path:
         return resolve_model(where)[0]  # a .keras file, or a folder's model.keras or last checkpoint
     except NoModelError:
         pass
-    hint = ("; train one with 'python train.py --config inpaint.yaml' and pass --inpaint-model runs/<run>")
+    hint = "; train one with 'python train.py --config inpaint.yaml' and pass --inpaint-model runs/<run>"
     if where.suffix == ".keras":
         raise NoModelError(f"{where}: no such inpainting model file{hint}")
     what = "holds no model.keras nor checkpoints/last.keras" if where.is_dir() else "no such folder"
@@ -52,8 +53,10 @@ class Inpainter:
         self.model = load_model(self.model_path)
         inputs, outputs = self.model.inputs[0].shape, self.model.outputs[0].shape
         if inputs[-1] != len(INPUT_CHANNELS) or outputs[-1] != 1:
-            raise ValueError(f"{self.model_path}: not an inpainting model (input channels {inputs[-1]}, output "
-                             f"channels {outputs[-1]}; expected {len(INPUT_CHANNELS)} and 1)")
+            raise ValueError(
+                f"{self.model_path}: not an inpainting model (input channels {inputs[-1]}, output "
+                f"channels {outputs[-1]}; expected {len(INPUT_CHANNELS)} and 1)"
+            )
         self.model = fold_batch_norm(self.model)  # inference only: one pass over memory less per layer
         digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
         self.identity = {
@@ -91,8 +94,7 @@ class Inpainter:
         """One small image; see `images`."""
         return self.images([image], [replace], None if saturated is None else [saturated])[0]
 
-    def frame(self, image, replace, out, *, settings: TileSettings = TileSettings(), mask=None,
-              progress=None) -> None:
+    def frame(self, image, replace, out, *, settings: TileSettings = TileSettings(), mask=None, progress=None) -> None:
         """Inpaint a frame of any size tile by tile, writing the CLEAN image into ``out``.
 
         Parameters
@@ -117,8 +119,15 @@ class Inpainter:
             background, sigma, fill, unit = maps
             return decode(p[0], background[cy, cx], sigma[cy, cx], fill[cy, cx], unit[cy, cx])[None]
 
-        run_tiles(self.model, image.shape, out[None], encode=encode_window, decode=decode_core,
-                  settings=settings, progress=progress)
+        run_tiles(
+            self.model,
+            image.shape,
+            out[None],
+            encode=encode_window,
+            decode=decode_core,
+            settings=settings,
+            progress=progress,
+        )
         for y in range(0, image.shape[0], STRIP):
             rows = slice(y, y + STRIP)
             out[rows] = compose(image[rows], replace[rows], out[rows])

@@ -5,6 +5,7 @@ a float32 copy whose unmasked pixels are the input's, bit for bit (after the
 conversion to float32). Non-finite pixels are treated as masked: they are
 replaced and never used as neighbours.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,16 +65,16 @@ def masked_median(image, mask, *, size: int = 5, max_size: int | None = None) ->
         # (n, size, size) windows of the remaining pixels, gathered in chunks to bound memory.
         offsets = np.arange(-half, half + 1)
         values = np.empty(ys.size)
-        chunk = max(1, 2_000_000 // offsets.size ** 2)
+        chunk = max(1, 2_000_000 // offsets.size**2)
         for start in range(0, ys.size, chunk):
-            yy = ys[start:start + chunk, None, None] + half + offsets[None, :, None]
-            xx = xs[start:start + chunk, None, None] + half + offsets[None, None, :]
+            yy = ys[start : start + chunk, None, None] + half + offsets[None, :, None]
+            xx = xs[start : start + chunk, None, None] + half + offsets[None, None, :]
             window = padded[yy, xx].reshape(yy.shape[0], -1)
             empty = np.isnan(window).all(axis=1)
             window[empty, 0] = np.inf  # keeps nanmedian quiet about all-NaN rows; marked below
             medians = np.nanmedian(window, axis=1)
             medians[empty] = np.nan
-            values[start:start + chunk] = medians
+            values[start : start + chunk] = medians
         found = ~np.isnan(values)
         out[ys[found], xs[found]] = values[found]
         ys, xs = ys[~found], xs[~found]

@@ -6,6 +6,7 @@ SegNet (``train.py`` dispatches on it); ``classes``, ``data``, ``model`` and
 ``train.max_weight_ratio`` are not used: the loss is a masked MSE, or with
 ``huber_delta`` a masked Huber loss, ``network.MaskedMSE``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ class InpaintConfig:
     # Classes whose true masks are replaced. OBJ never is; SAT not by default: a saturated core filled in
     # would pass for a fainter, unsaturated star in photometry, where masking it is what is wanted.
     replace: tuple[str, ...] = tuple(c for c in CONTAMINANTS if c != "SAT")
-    borrow_probability: float = 1.0          # chance a tile also gets another tile's mask laid over it
-    borrow_max_fraction: float = 0.25        # a borrowed mask covering more of the tile is not used
-    huber_delta: float | None = None         # None: squared error; else Huber beyond this error (the correction's units)
+    borrow_probability: float = 1.0  # chance a tile also gets another tile's mask laid over it
+    borrow_max_fraction: float = 0.25  # a borrowed mask covering more of the tile is not used
+    huber_delta: float | None = None  # None: squared error; else Huber beyond this error (the correction's units)
 
     def validate(self, path: str):
         where = f"{path}.replace" if path else "replace"
@@ -33,8 +34,9 @@ class InpaintConfig:
         if len(set(self.replace)) != len(self.replace):
             raise ConfigError(f"{where}: repeated class in {list(self.replace)}")
         if not 0.0 <= self.borrow_probability <= 1.0:
-            raise ConfigError(f"{path}.borrow_probability: a probability must lie in [0, 1], "
-                              f"got {self.borrow_probability}")
+            raise ConfigError(
+                f"{path}.borrow_probability: a probability must lie in [0, 1], got {self.borrow_probability}"
+            )
         if not 0.0 < self.borrow_max_fraction <= 1.0:
             raise ConfigError(f"{path}.borrow_max_fraction: must lie in (0, 1], got {self.borrow_max_fraction}")
         if self.huber_delta is not None and not self.huber_delta > 0:

@@ -29,6 +29,7 @@ Batches depend only on their indices (see ``segnet.dataset``): sample ``i``
 borrows the mask of the next sample of its batch, moved by a stream that depends
 only on (seed, split, i).
 """
+
 from __future__ import annotations
 
 import keras
@@ -40,8 +41,16 @@ from segnet.inpainting.baselines import biharmonic
 from segnet.inpainting.masks import mask_rng, replace_mask, training_mask, usable_pixels
 from segnet.normalize import BackgroundGrid
 
-__all__ = ["encode", "decode", "target", "scale", "normalisation", "make_batch", "InpaintBatches",
-           "FixedInpaintBatches"]
+__all__ = [
+    "encode",
+    "decode",
+    "target",
+    "scale",
+    "normalisation",
+    "make_batch",
+    "InpaintBatches",
+    "FixedInpaintBatches",
+]
 
 
 def normalisation(image, unknown, saturated=None, *, box: int = 64):
@@ -123,20 +132,36 @@ def make_batch(samples: list[Sample], masks: list[np.ndarray]):
     return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
 
 
-def batch_masks(samples: list[Sample], indices, *, replace, seed: int, split: str, borrow_probability: float,
-                borrow_max_fraction: float) -> list[np.ndarray]:
+def batch_masks(
+    samples: list[Sample],
+    indices,
+    *,
+    replace,
+    seed: int,
+    split: str,
+    borrow_probability: float,
+    borrow_max_fraction: float,
+) -> list[np.ndarray]:
     """Each sample's training mask: its own ``replace`` classes, plus the next sample's moved over it."""
     own = [replace_mask(s, replace) for s in samples]
-    return [training_mask(own[k], own[(k + 1) % len(own)], mask_rng(seed, split, i),
-                          borrow_probability=borrow_probability, borrow_max_fraction=borrow_max_fraction)
-            for k, i in enumerate(indices)]
+    return [
+        training_mask(
+            own[k],
+            own[(k + 1) % len(own)],
+            mask_rng(seed, split, i),
+            borrow_probability=borrow_probability,
+            borrow_max_fraction=borrow_max_fraction,
+        )
+        for k, i in enumerate(indices)
+    ]
 
 
 class InpaintBatches(keras.utils.PyDataset):
     """``n_batches`` batches of samples ``first_index``, ``first_index + 1``, ... of a clean-carrying source."""
 
-    def __init__(self, source: SampleSource, *, first_index: int, n_batches: int, batch_size: int, inpaint,
-                 workers: int = 0):
+    def __init__(
+        self, source: SampleSource, *, first_index: int, n_batches: int, batch_size: int, inpaint, workers: int = 0
+    ):
         # Threads, not processes (see segnet.dataset.TileBatches); ordered output keeps runs exact.
         super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=4)
         if not source.clean:
@@ -155,9 +180,15 @@ class InpaintBatches(keras.utils.PyDataset):
             raise IndexError(f"batch {i} out of range 0..{self.n_batches - 1}")
         indices = range(self.first_index + i * self.batch_size, self.first_index + (i + 1) * self.batch_size)
         samples = [self.source[k] for k in indices]
-        masks = batch_masks(samples, indices, replace=self.inpaint.replace, seed=self.source.seed,
-                            split=self.source.split, borrow_probability=self.inpaint.borrow_probability,
-                            borrow_max_fraction=self.inpaint.borrow_max_fraction)
+        masks = batch_masks(
+            samples,
+            indices,
+            replace=self.inpaint.replace,
+            seed=self.source.seed,
+            split=self.source.split,
+            borrow_probability=self.inpaint.borrow_probability,
+            borrow_max_fraction=self.inpaint.borrow_max_fraction,
+        )
         return make_batch(samples, masks)
 
 
@@ -169,11 +200,17 @@ class FixedInpaintBatches(keras.utils.PyDataset):
         samples = list(iter_samples(source, 0, count))
         self.batches = []
         for start in range(0, count, batch_size):
-            chunk = samples[start:start + batch_size]
+            chunk = samples[start : start + batch_size]
             indices = range(start, start + len(chunk))
-            masks = batch_masks(chunk, indices, replace=inpaint.replace, seed=source.seed, split=source.split,
-                                borrow_probability=inpaint.borrow_probability,
-                                borrow_max_fraction=inpaint.borrow_max_fraction)
+            masks = batch_masks(
+                chunk,
+                indices,
+                replace=inpaint.replace,
+                seed=source.seed,
+                split=source.split,
+                borrow_probability=inpaint.borrow_probability,
+                borrow_max_fraction=inpaint.borrow_max_fraction,
+            )
             self.batches.append(make_batch(chunk, masks))
 
     def __len__(self):

@@ -25,6 +25,7 @@ as in deepCR's comparison: a perfect method would score an MSE of about 1
 
 Evaluators yield ``(name, value)`` rows; ``report`` only formats them.
 """
+
 from __future__ import annotations
 
 import time
@@ -53,10 +54,10 @@ class InpaintEvaluation:
 
     replace: tuple[str, ...]
     methods: tuple[str, ...] = METHODS
-    sq: dict = field(default_factory=lambda: defaultdict(float))      # (group, method) -> sum of squared errors
-    values: dict = field(default_factory=lambda: defaultdict(list))   # (group, method) -> squared errors, float32
-    n: dict = field(default_factory=lambda: defaultdict(int))         # group -> pixels
-    stars: list = field(default_factory=list)                         # (family, classes, {method: rel. error})
+    sq: dict = field(default_factory=lambda: defaultdict(float))  # (group, method) -> sum of squared errors
+    values: dict = field(default_factory=lambda: defaultdict(list))  # (group, method) -> squared errors, float32
+    n: dict = field(default_factory=lambda: defaultdict(int))  # group -> pixels
+    stars: list = field(default_factory=list)  # (family, classes, {method: rel. error})
     seconds: dict = field(default_factory=lambda: defaultdict(float))  # method -> seconds
     n_tiles: int = 0
     tile: int = 0
@@ -76,8 +77,9 @@ class InpaintEvaluation:
         for group in groups:
             if self.n.get(group):
                 row = {m: self.sq[(group, m)] / self.n[group] for m in self.methods}
-                row.update({f"median {m}": float(np.median(np.concatenate(self.values[(group, m)])))
-                            for m in self.methods})
+                row.update(
+                    {f"median {m}": float(np.median(np.concatenate(self.values[(group, m)]))) for m in self.methods}
+                )
                 row["pixels"] = self.n[group]
                 yield group, row
 
@@ -98,8 +100,11 @@ class InpaintEvaluation:
             row = {"stars": len(chosen)}
             for m in methods:
                 e = np.array([errs[m] for errs in chosen])
-                row[m] = {"median": float(np.median(np.abs(e))), "p90": float(np.percentile(np.abs(e), 90)),
-                          "rms": float(np.sqrt(np.mean(e ** 2)))}
+                row[m] = {
+                    "median": float(np.median(np.abs(e))),
+                    "p90": float(np.percentile(np.abs(e), 90)),
+                    "rms": float(np.sqrt(np.mean(e**2))),
+                }
             yield group, row
 
     def runtime_rows(self):
@@ -120,8 +125,9 @@ def tile_errors(sample: Sample, outputs: dict, sigma: np.ndarray) -> dict:
     return {m: ((out.astype(np.float64) - clean) / sigma) ** 2 for m, out in outputs.items()}
 
 
-def star_errors(sample: Sample, mask: np.ndarray, outputs: dict, background: np.ndarray, sigma: np.ndarray,
-                replace) -> list:
+def star_errors(
+    sample: Sample, mask: np.ndarray, outputs: dict, background: np.ndarray, sigma: np.ndarray, replace
+) -> list:
     """(classes under the aperture, {method: relative flux error}) of each usable star (see module docstring)."""
     from photutils.aperture import CircularAperture
 
@@ -147,15 +153,22 @@ def star_errors(sample: Sample, mask: np.ndarray, outputs: dict, background: np.
     good = hit & ~bad & (f_clean >= MIN_SNR * noise)
     if not good.any():
         return []
-    sums = {m: aperture.do_photometry(out - background, method="exact")[0]
-            for m, out in {"none": sample.image, **outputs}.items()}
-    return [(tuple(c for c in replace if overlap[c][i]), {m: float((s[i] - f_clean[i]) / f_clean[i])
-                                                          for m, s in sums.items()})
-            for i in np.flatnonzero(good)]
+    sums = {
+        m: aperture.do_photometry(out - background, method="exact")[0]
+        for m, out in {"none": sample.image, **outputs}.items()
+    }
+    return [
+        (
+            tuple(c for c in replace if overlap[c][i]),
+            {m: float((s[i] - f_clean[i]) / f_clean[i]) for m, s in sums.items()},
+        )
+        for i in np.flatnonzero(good)
+    ]
 
 
-def evaluate_inpainting(inpainter, source: SampleSource, n_tiles: int, *, replace, batch_size: int = 8,
-                        progress=None) -> InpaintEvaluation:
+def evaluate_inpainting(
+    inpainter, source: SampleSource, n_tiles: int, *, replace, batch_size: int = 8, progress=None
+) -> InpaintEvaluation:
     """Run every method on tiles 0 .. n_tiles-1 of ``source`` (made with ``clean=True``) and accumulate."""
     if not source.clean:
         raise ValueError("`source` must be made with clean=True")
@@ -203,8 +216,11 @@ def examples(inpainter, source: SampleSource, n_tiles: int, *, replace, classes=
         name = present[0]
         wanted.remove(name)
         mask = replace_mask(sample, replace)
-        outputs = {"network": inpainter.image(sample.image, mask, sample.saturated),
-                   "median": masked_median(sample.image, mask), "biharmonic": biharmonic(sample.image, mask)}
+        outputs = {
+            "network": inpainter.image(sample.image, mask, sample.saturated),
+            "median": masked_median(sample.image, mask),
+            "biharmonic": biharmonic(sample.image, mask),
+        }
         where = sample.truth_of(name) & usable_pixels(sample, mask)
         if not where.any():
             where = sample.truth_of(name)

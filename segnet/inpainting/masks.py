@@ -5,6 +5,7 @@ contaminants fell; as in deepCR, masks borrowed from other frames are laid over
 clean sky and objects too, so the network also learns to rebuild stars and
 galaxies under a hit (there the truth is just the pixel's own clean value).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,14 @@ def borrowed_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.roll(moved, (int(rng.integers(mask.shape[0])), int(rng.integers(mask.shape[1]))), axis=(0, 1)).copy()
 
 
-def training_mask(own: np.ndarray, other: np.ndarray, rng: np.random.Generator, *, borrow_probability: float,
-                  borrow_max_fraction: float) -> np.ndarray:
+def training_mask(
+    own: np.ndarray,
+    other: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    borrow_probability: float,
+    borrow_max_fraction: float,
+) -> np.ndarray:
     """The tile's own replace mask, plus (with ``borrow_probability``) ``other`` moved over it.
 
     A borrowed mask covering more than ``borrow_max_fraction`` of the tile (a

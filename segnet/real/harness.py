@@ -26,6 +26,7 @@ For every real frame:
    - ``flagged_fraction`` and ``flagged_groups``: per class, on the frame as it is, the
      fraction of valid pixels flagged and the number of 8-connected groups.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -43,9 +44,9 @@ from segnet.normalize import normalize_image
 from .devset import RealFrame
 from .stars import StarCores, find_star_cores
 
-ANY = "ANY"            # star cores flagged as any contaminant class
-NEAR = 3               # px: negatives lie farther than this from any injected truth pixel
-GROW = 2               # px: pre-existing contaminants are grown by this much
+ANY = "ANY"  # star cores flagged as any contaminant class
+NEAR = 3  # px: negatives lie farther than this from any injected truth pixel
+GROW = 2  # px: pre-existing contaminants are grown by this much
 FPR_POINTS = (1e-3, 5e-3)
 REFERENCE_TOOLS = ("ours", "astroscrappy")
 MAX_REFERENCE_FRACTION = 0.05  # a reference tool flagging more of a frame is not used for its pre-existing mask
@@ -70,8 +71,9 @@ class Version:
         return tuple(c for c, m in self.truth.items() if m.any())
 
 
-def versions(frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int = SEED,
-             fwhm: float = 3.0) -> list[Version]:
+def versions(
+    frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int = SEED, fwhm: float = 3.0
+) -> list[Version]:
     """The frame as it is, then its injected versions (see the module's docstring)."""
     finite = np.isfinite(frame.image)
     gain, bias = np.float32(frame.camera.gain), np.float32(frame.camera.bias)
@@ -79,8 +81,9 @@ def versions(frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int
     # Electrons above the bias: the sky (which fringes scale with) and the noise model need them.
     clean_e = (np.where(finite, frame.image, fill).astype(np.float32) - bias) * gain
     estimate = normalize_image(clean_e, box=64)
-    camera = RealCamera(frame.camera.read_noise, (frame.camera.saturation - float(bias)) * float(gain), fwhm,
-                        frame.camera.detector)
+    camera = RealCamera(
+        frame.camera.read_noise, (frame.camera.saturation - float(bias)) * float(gain), fwhm, frame.camera.detector
+    )
     wanted = [c for c in classes if c in INJECTED]  # SAT is not injected
     out = [Version("frame", frame.image, frame.saturated)]
     plans = [("injected", [c for c in wanted if c != "FRG"])] * draws
@@ -90,8 +93,9 @@ def versions(frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int
         children = np.random.SeedSequence([seed, zlib.crc32(frame.name.encode()), draw]).spawn(len(STREAMS))
         rngs = {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
         present = {c: c in present_classes for c in CONTAMINANTS}
-        image_e, masks, saturated = inject_real(clean_e, estimate.background, estimate.sigma, camera, sim_config,
-                                                rngs, present)
+        image_e, masks, saturated = inject_real(
+            clean_e, estimate.background, estimate.sigma, camera, sim_config, rngs, present
+        )
         # The frame's own pixels plus what was injected: bit for bit the frame wherever nothing was.
         delta = (image_e - np.minimum(clean_e, np.float32(camera.saturation))) / gain
         image = np.where(finite, frame.image + delta, frame.image).astype(np.float32)
@@ -102,20 +106,21 @@ def versions(frame: RealFrame, sim_config, classes, *, draws: int = 2, seed: int
 
 # --- Tallies ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Tally:
     """One tool's counts over one frame, or over all of them (``+=``)."""
 
     classes: tuple[str, ...]
     thresholds: dict
-    counts: dict = field(default_factory=dict)     # class -> [tp, fp, n_pos, n_neg] at the threshold
-    curves: dict = field(default_factory=dict)     # class -> ClassMetrics([class])
+    counts: dict = field(default_factory=dict)  # class -> [tp, fp, n_pos, n_neg] at the threshold
+    curves: dict = field(default_factory=dict)  # class -> ClassMetrics([class])
     core_pixels: int = 0
     core_flagged: dict = field(default_factory=dict)
     stars: int = 0
     valid_pixels: int = 0
-    flagged: dict = field(default_factory=dict)    # class -> pixels flagged on the frame as it is
-    groups: dict = field(default_factory=dict)     # class -> 8-connected groups flagged
+    flagged: dict = field(default_factory=dict)  # class -> pixels flagged on the frame as it is
+    groups: dict = field(default_factory=dict)  # class -> 8-connected groups flagged
 
     def __iadd__(self, other: "Tally") -> "Tally":
         for c, v in other.counts.items():
@@ -139,17 +144,24 @@ class Tally:
         """``{"injected": ..., "star_cores": ..., "flagged_fraction": ..., "flagged_groups": ...}``."""
         injected = {}
         for c, (tp, fp, n_pos, n_neg) in self.counts.items():
-            row = {"positives": int(n_pos), "negatives": int(n_neg),
-                   "tpr_at_threshold": tp / n_pos if n_pos else float("nan"),
-                   "fpr_at_threshold": fp / n_neg if n_neg else float("nan")}
+            row = {
+                "positives": int(n_pos),
+                "negatives": int(n_neg),
+                "tpr_at_threshold": tp / n_pos if n_pos else float("nan"),
+                "fpr_at_threshold": fp / n_neg if n_neg else float("nan"),
+            }
             summary = self.curves[c].summary(c)
             for f in FPR_POINTS:
                 row[f"tpr_at_{f * 100:g}%_fpr"] = summary.tpr_at_fpr(f)
             injected[c] = row
         cores = {c: (v / self.core_pixels if self.core_pixels else float("nan")) for c, v in self.core_flagged.items()}
         flagged = {c: (v / self.valid_pixels if self.valid_pixels else float("nan")) for c, v in self.flagged.items()}
-        return {"injected": injected, "star_cores": {"n": self.stars, "pixels": self.core_pixels, "flagged": cores},
-                "flagged_fraction": flagged, "flagged_groups": dict(self.groups)}
+        return {
+            "injected": injected,
+            "star_cores": {"n": self.stars, "pixels": self.core_pixels, "flagged": cores},
+            "flagged_fraction": flagged,
+            "flagged_groups": dict(self.groups),
+        }
 
 
 def preexisting_mask(frame_version: Version, reference: dict) -> tuple[np.ndarray, list[str]]:
@@ -220,6 +232,7 @@ def tally_frame(tool, scores: list, versions_: list[Version], preexisting: np.nd
 
 # --- The benchmark ---------------------------------------------------------------------------
 
+
 @dataclass
 class FrameResult:
     """What a frame's figures and pictures need: its versions, stars, pre-existing mask, every tool's output."""
@@ -229,13 +242,14 @@ class FrameResult:
     versions: list
     stars: StarCores
     preexisting: np.ndarray
-    reference: list   # the tools whose flags made ``preexisting``
-    scores: dict      # tool name -> list of {class: score} (or None) per version
-    tallies: dict     # tool name -> Tally
+    reference: list  # the tools whose flags made ``preexisting``
+    scores: dict  # tool name -> list of {class: score} (or None) per version
+    tallies: dict  # tool name -> Tally
 
 
-def run_frame(frame: RealFrame, tools: list, sim_config, classes, *, draws: int = 2, seed: int = SEED,
-              progress=None) -> FrameResult:
+def run_frame(
+    frame: RealFrame, tools: list, sim_config, classes, *, draws: int = 2, seed: int = SEED, progress=None
+) -> FrameResult:
     """Every tool on one frame and its injected versions; their tallies."""
     finite = np.isfinite(frame.image)
     estimate = normalize_image(np.where(finite, frame.image, np.median(frame.image[finite])), box=64)
@@ -249,8 +263,9 @@ def run_frame(frame: RealFrame, tools: list, sim_config, classes, *, draws: int 
             progress(tool.name)
     reference = {t: scores[t.name][0] for t in tools if t.key in REFERENCE_TOOLS and scores[t.name][0] is not None}
     preexisting, used = preexisting_mask(made[0], reference)
-    tallies = {t.name: tally_frame(t, scores[t.name], made, preexisting, stars) for t in tools
-               if scores[t.name][0] is not None}  # a tool that cannot take the frame has no figures for it
+    tallies = {
+        t.name: tally_frame(t, scores[t.name], made, preexisting, stars) for t in tools if scores[t.name][0] is not None
+    }  # a tool that cannot take the frame has no figures for it
     return FrameResult(frame, estimate, made, stars, preexisting, used, scores, tallies)
 
 
@@ -258,7 +273,13 @@ class InProcessTool:
     """A tool called in this process: ``predict(version) -> {class: score}``; versions it cannot use get None."""
 
     def __init__(self, key: str, name: str, classes, thresholds: dict, predict):
-        self.key, self.name, self.classes, self.thresholds, self._predict = key, name, tuple(classes), thresholds, predict
+        self.key, self.name, self.classes, self.thresholds, self._predict = (
+            key,
+            name,
+            tuple(classes),
+            thresholds,
+            predict,
+        )
 
     def predict_versions(self, frame: RealFrame, made: list[Version]) -> list:
         return [self._predict(v) if v.kind == "frame" or set(v.truth) & set(self.classes) else None for v in made]

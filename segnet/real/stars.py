@@ -13,6 +13,7 @@ noise from ``segnet.normalize``, as the network's input): ``DAOStarFinder`` at
 A star's core is every pixel within ``max(1, FWHM / 2)`` px of its centroid: the
 pixels above half its peak. The right answer there is "no contaminant".
 """
+
 from __future__ import annotations
 
 import warnings
@@ -70,8 +71,9 @@ def frame_fwhm(snr: np.ndarray, saturated: np.ndarray) -> float:
     from photutils.detection import find_peaks
 
     near_saturation = ndimage.binary_dilation(saturated, iterations=5)
-    peaks = find_peaks(np.where(near_saturation, 0, snr), threshold=30.0, box_size=11, border_width=8,
-                       n_peaks=MAX_CANDIDATES)
+    peaks = find_peaks(
+        np.where(near_saturation, 0, snr), threshold=30.0, box_size=11, border_width=8, n_peaks=MAX_CANDIDATES
+    )
     if peaks is None or not len(peaks):
         return float("nan")
     xy = np.column_stack([peaks["x_peak"], peaks["y_peak"]]).astype(float)
@@ -118,18 +120,28 @@ def _find_star_cores(image, background, sigma, saturated, *, snr: float) -> Star
     empty = StarCores(np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros((ny, nx), np.int32), fwhm)
     if not np.isfinite(fwhm):
         return empty
-    finder = DAOStarFinder(threshold=snr, fwhm=max(fwhm, 1.0), exclude_border=True, n_brightest=MAX_CANDIDATES,
-                           roundness_range=(-ROUNDNESS, ROUNDNESS), sharpness_range=(0.2, 1.0),
-                           scale_threshold=False)
+    finder = DAOStarFinder(
+        threshold=snr,
+        fwhm=max(fwhm, 1.0),
+        exclude_border=True,
+        n_brightest=MAX_CANDIDATES,
+        roundness_range=(-ROUNDNESS, ROUNDNESS),
+        sharpness_range=(0.2, 1.0),
+        scale_threshold=False,
+    )
     table = finder(np.where(bad, 0, snr_map))
     if table is None or not len(table):
         return empty
     x, y = np.asarray(table["x_centroid"], float), np.asarray(table["y_centroid"], float)
     peak = np.asarray(table["peak"], float)
-    neighbours = DAOStarFinder(threshold=NEIGHBOUR_SNR, fwhm=max(fwhm, 1.0), scale_threshold=False,
-                               sharpness_range=(0.0, 2.0))(np.where(bad, 0, snr_map))
-    others = (np.column_stack([neighbours["y_centroid"], neighbours["x_centroid"]]).astype(float)
-              if neighbours is not None else np.zeros((0, 2)))
+    neighbours = DAOStarFinder(
+        threshold=NEIGHBOUR_SNR, fwhm=max(fwhm, 1.0), scale_threshold=False, sharpness_range=(0.0, 2.0)
+    )(np.where(bad, 0, snr_map))
+    others = (
+        np.column_stack([neighbours["y_centroid"], neighbours["x_centroid"]]).astype(float)
+        if neighbours is not None
+        else np.zeros((0, 2))
+    )
     widths = _fit_fwhm(snr_map, np.column_stack([x, y]), int(np.ceil(2 * fwhm)) + 1)
     margin = 2 * fwhm + 2
     near_bad = ndimage.binary_dilation(bad, iterations=int(np.ceil(2 * fwhm)))
@@ -151,7 +163,7 @@ def _find_star_cores(image, background, sigma, saturated, *, snr: float) -> Star
     r = int(np.ceil(radius))
     for k, i in enumerate(keep):
         cy, cx = int(round(y[i])), int(round(x[i]))
-        yy, xx = np.mgrid[cy - r:cy + r + 1, cx - r:cx + r + 1]
+        yy, xx = np.mgrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
         inside = np.hypot(yy - y[i], xx - x[i]) <= radius
         inside[r, r] = True  # the peak pixel always belongs to the core
         core[yy[inside], xx[inside]] = k + 1

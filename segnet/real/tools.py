@@ -8,6 +8,7 @@ are installed (``bench/requirements-peers*.txt``; otherwise each is skipped with
 On injected versions, astroscrappy's ``sigclip`` is swept (its ``refine``), so that
 its true-positive rate can be read at a fixed false-positive rate.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,9 @@ def _bench():
 def bench_frame(frame: RealFrame, version: Version):
     peers = _bench()
     cam = frame.camera
-    return peers.Frame(version.image, version.saturated,
-                       peers.Camera(cam.gain, cam.read_noise, cam.bias, 0.0, cam.saturation))
+    return peers.Frame(
+        version.image, version.saturated, peers.Camera(cam.gain, cam.read_noise, cam.bias, 0.0, cam.saturation)
+    )
 
 
 class AdapterTool:
@@ -58,8 +60,12 @@ class AdapterTool:
             if version.kind != "frame":
                 scores = self.adapter.refine(data, scores)  # astroscrappy: the sigclip sweep
             # A non-finite score is no probability (MaxiMask divides by a zero noise map on flats): 0.
-            out.append({c: np.nan_to_num(np.asarray(scores[c], np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-                        for c in self.classes})
+            out.append(
+                {
+                    c: np.nan_to_num(np.asarray(scores[c], np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+                    for c in self.classes
+                }
+            )
         return out
 
 

@@ -1,0 +1,257 @@
+"""Train the SegNet (or, from a config with an ``inpaint:`` section, the inpainting network).
+
+    python train.py --config multiclass.yaml            # a bare name is looked up in configs/
+    python train.py --config path/to/my.yaml --run-dir runs/mine
+    python train.py --resume runs/multiclass-20261122-013000   # continue an interrupted run
+    python train.py --config inpaint.yaml               # the inpainting network (segnet/inpainting/)
+
+Settings come from the config only (see segnet/config.py); the run folder
+describes itself (segnet/run_folder.py). A resumed run reaches exactly the
+weights an uninterrupted one would: batches depend only on their indices and
+the checkpoint carries the optimizer state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
+
+from data_sim.typed_config import ConfigError  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--config", help="run config (YAML); a bare name is looked up in configs/")
+    what.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    parser.add_argument("--run-dir", help="folder for a new run (default: runs/<config>-<time>)")
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="EPOCHS",
+        help="stop after this many epochs in this invocation (continue later with --resume)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.stop_after is not None and args.stop_after < 1:
+        parser.error(f"--stop-after: must be >= 1, got {args.stop_after}")
+    return args
+
+
+def learning_rate(train):
+    """Adam's learning rate: constant or cosine decay to 1%, after an optional linear warm-up."""
+    import keras
+
+    total = train.epochs * train.steps_per_epoch
+    if train.schedule == "constant" and train.warmup_steps == 0:
+        return train.learning_rate
+    alpha = 1.0 if train.schedule == "constant" else 0.01
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if train.warmup_steps else train.learning_rate,
+        decay_steps=max(total - train.warmup_steps, 1),
+        alpha=alpha,
+        warmup_target=train.learning_rate if train.warmup_steps else None,
+        warmup_steps=train.warmup_steps,
+    )
+
+
+def RunProgress(total_epochs):
+    """Keras' progress bar, numbering epochs out of the whole run (fit() runs one epoch at a time)."""
+    import keras
+
+    class _RunProgress(keras.callbacks.ProgbarLogger):
+        def set_params(self, params):
+            super().set_params(params)
+            self.epochs = total_epochs
+
+    return _RunProgress()
+
+
+def segmentation_data(config, run):
+    """SegNet batches: class fractions (measured once, kept with the run) set the loss weights.
+
+    Returns (batches_for(first_index) -> PyDataset of one epoch, validation PyDataset).
+    """
+    from data_sim.generator import SampleSource
+    from segnet.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
+
+    train, section = config.train, config.data_section
+    fractions = run.read_fractions()
+    if fractions is None:
+        print(f"measuring class fractions on {train.fraction_samples} tiles ...", flush=True)
+        fractions = measure_class_fractions(
+            SampleSource(section, train.seed, split="fractions"), train.fraction_samples
+        )
+        run.write_fractions(fractions)
+    class_w, background_w = loss_weights(fractions, config.classes, train.max_weight_ratio)
+    validation = FixedBatches(
+        SampleSource(section, train.seed, split="validation"),
+        train.validation_samples,
+        train.batch_size,
+        class_w,
+        background_w,
+    )
+    source = SampleSource(section, train.seed, split="train")
+
+    def batches_for(first_index):
+        return TileBatches(
+            source,
+            first_index=first_index,
+            n_batches=train.steps_per_epoch,
+            batch_size=train.batch_size,
+            class_w=class_w,
+            background_w=background_w,
+            workers=train.data_workers,
+        )
+
+    return batches_for, validation
+
+
+def inpainting_data(config):
+    """Inpainting batches: tiles with their clean truth, masks of their contaminants plus borrowed ones."""
+    from data_sim.generator import SampleSource
+    from segnet.inpainting.data import FixedInpaintBatches, InpaintBatches
+
+    train, section = config.train, config.data_section
+    validation = FixedInpaintBatches(
+        SampleSource(section, train.seed, split="validation", clean=True),
+        train.validation_samples,
+        train.batch_size,
+        config.inpaint,
+    )
+    source = SampleSource(section, train.seed, split="train", clean=True)
+
+    def batches_for(first_index):
+        return InpaintBatches(
+            source,
+            first_index=first_index,
+            n_batches=train.steps_per_epoch,
+            batch_size=train.batch_size,
+            inpaint=config.inpaint,
+            workers=train.data_workers,
+        )
+
+    return batches_for, validation
+
+
+def build_model(config):
+    """A new model for the run's task and its loss."""
+    m = config.model
+    sizes = dict(
+        depth=m.depth,
+        base_filters=m.base_filters,
+        convs_per_level=m.convs_per_level,
+        batch_norm=m.batch_norm,
+        kernel_size=m.kernel_size,
+    )
+    if config.task == "inpaint":
+        from segnet.inpainting.network import MaskedMSE, build_inpainter
+
+        return build_inpainter(**sizes), MaskedMSE(delta=config.inpaint.huber_delta)
+    from segnet.losses import WeightedSigmoidCrossEntropy
+    from segnet.model import build_segnet
+
+    return build_segnet(class_names=config.classes, **sizes), WeightedSigmoidCrossEntropy()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    # --- Settings: a new run from a config, or the config saved in the run being resumed.
+    from segnet.config import load_run_config
+    from segnet.run_folder import RunFolder, load_model
+
+    try:
+        if args.resume:
+            run = RunFolder.open(args.resume)
+            config = run.config
+        else:
+            config, path = load_run_config(args.config)
+            run = RunFolder.create(config, name=path.stem, path=args.run_dir)
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    train = config.train
+    print(f"run folder: {run.path}", flush=True)
+
+    import keras
+
+    from segnet.distribute import distribution_scope
+
+    keras.utils.set_random_seed(train.seed)
+    if train.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+    # --- Data: batches fixed by their indices, a fixed validation set; the task decides what they hold.
+    try:
+        batches_for, validation = (
+            inpainting_data(config) if config.task == "inpaint" else segmentation_data(config, run)
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    # --- Model: new, or the last checkpoint with its optimizer state.
+    start_epoch = run.epochs_done
+    with distribution_scope(config.distribute):
+        if start_epoch > 0:
+            model = load_model(run.checkpoint)
+            print(f"resuming after epoch {start_epoch} from {run.checkpoint}", flush=True)
+        else:
+            model, loss = build_model(config)
+            if train.init_from and config.task == "inpaint":
+                print("error: train.init_from: only a segmentation run can start from a trained model", file=sys.stderr)
+                return 2
+            if train.init_from:
+                from segnet.run_folder import NoModelError, resolve_model
+                from segnet.warm_start import transfer_weights
+
+                try:
+                    source_file, _ = resolve_model(train.init_from)
+                except NoModelError as exc:
+                    print(f"error: train.init_from: {exc}", file=sys.stderr)
+                    return 2
+                print(
+                    f"initial weights from {source_file}: {transfer_weights(load_model(source_file), model).summary()}",
+                    flush=True,
+                )
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)), loss=loss, jit_compile=False)
+    callbacks = [] if args.quiet else [RunProgress(train.epochs)]
+    if keras.backend.backend() == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard")))
+
+    # --- Loop: one fit() per epoch on batches fixed by their indices; checkpoint after each.
+    last_epoch = train.epochs if args.stop_after is None else min(train.epochs, start_epoch + args.stop_after)
+    samples_per_epoch = train.steps_per_epoch * train.batch_size
+    for epoch in range(start_epoch, last_epoch):
+        batches = batches_for(epoch * samples_per_epoch)
+        start = time.perf_counter()
+        history = model.fit(
+            batches,
+            validation_data=validation,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=callbacks,
+            verbose=0 if args.quiet else 1,
+            shuffle=False,
+        )
+        metrics = {k: v[-1] for k, v in history.history.items()}
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        metrics["seconds"] = time.perf_counter() - start
+        run.record_epoch(model, epoch, metrics)
+    if last_epoch == train.epochs:
+        run.finish(model)
+        print(f"done: {run.model_file}", flush=True)
+    else:
+        print(f"stopped after epoch {last_epoch}; continue with: python train.py --resume {run.path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
