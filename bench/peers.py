@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from segnet.metrics import spread, unspread  # noqa: E402  (after ROOT joins sys.path)
+from segnet.evaluation.metrics import spread, unspread  # noqa: E402  (after ROOT joins sys.path)
 
 FPR_POINTS = (1e-3, 5e-3)  # the false-positive rates the tables quote
 MAXIMASK_BATCH = 8  # blocks of 400x400 per forward pass (its CLI's default)
@@ -189,8 +189,8 @@ class Ours(Tool):
 
     def __init__(self, spec):
         super().__init__(spec)
-        from segnet.inference import TileSettings, predict_frame
-        from segnet.prediction import FramePredictor
+        from foundation.tiling import TileSettings, predict_frame
+        from segnet.serving.prediction import FramePredictor
 
         self.predictor = FramePredictor(Path(spec["model"]), Path(spec["model_folder"]), priors_file=self.priors)
         # The network with its pixel calibration: thresholds.yaml holds thresholds of calibrated probabilities.
@@ -509,7 +509,7 @@ def simulate_frames(config: Path, size: int, n: int, seed: int, workdir: Path) -
 
 
 def read_fits_frames(paths, workdir: Path) -> list[FrameRecord]:
-    from segnet.fits_io import open_input, select_planes
+    from foundation.fits_io import open_input, select_planes
 
     records = []
     for k, name in enumerate(paths):
@@ -557,7 +557,7 @@ def run_tool(key: str, records, workdir: Path, model: tuple[Path, Path], *, save
 
 def class_metrics(key: str, result: dict, records, data_classes, workdir: Path, n_bins: int = 10_000):
     """ClassMetrics of one tool over the simulated frames, for the classes both it and the data have."""
-    from segnet.metrics import ClassMetrics
+    from segnet.evaluation.metrics import ClassMetrics
 
     classes = [c for c in result["classes"] if c in data_classes]
     metrics = ClassMetrics(classes, n_bins, spacing="linear")  # even bins: spread() and threshold_index assume them
@@ -691,7 +691,7 @@ class Report:
                 + markdown_table("tool", CLASS_COLUMNS, rows, thresholds)
             )
         if self.flagged:
-            from data_sim.classes import CLASS_NAMES
+            from foundation.classes import CLASS_NAMES
 
             names = [c for c in CLASS_NAMES if any(c in row for row in self.flagged.values())]
             percent = {c: (lambda _, v: "–" if v is None else f"{100 * v:.3f}") for c in names}
@@ -724,8 +724,8 @@ class Report:
 
 
 def plot_roc(metrics: dict, results: dict, path: Path) -> None:
-    from data_sim.classes import CLASS_NAMES
-    from segnet.figures import class_panels, close, roc_axis
+    from foundation.classes import CLASS_NAMES
+    from segnet.evaluation.figures import class_panels, close, roc_axis
 
     names = [c for c in CLASS_NAMES if any(c in m.class_names for m in metrics.values())]
     fig, axes = class_panels(names)
@@ -791,7 +791,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child:
         return run_child(Path(args.child))
-    from segnet.run_folder import NoModelError, resolve_model
+    from segnet.training.run_folder import NoModelError, resolve_model
 
     try:
         model = resolve_model(args.model)
@@ -811,7 +811,7 @@ def main(argv=None) -> int:
 
 
 def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
-    from segnet.fits_io import InputError
+    from foundation.fits_io import InputError
 
     started = time.perf_counter()
     records, data_classes = [], ()
@@ -869,7 +869,7 @@ def benchmark(args, model, config: Path, workdir: Path, out: Path) -> int:
     first = {key: runs[0] for key, runs in results.items()}
     metrics = {key: class_metrics(key, r, records, data_classes, workdir) for key, r in first.items()}
     classes, positives = {}, {}
-    from data_sim.classes import CLASS_NAMES
+    from foundation.classes import CLASS_NAMES
 
     for name in CLASS_NAMES:
         rows = {}

@@ -96,7 +96,7 @@ def make_frame(path: Path, size: int, model_folder: Path) -> None:
     from astropy.io import fits
 
     from data_sim.generator import SampleSource
-    from segnet.config import load_run_config
+    from segnet.training.config import load_run_config
 
     config, _ = load_run_config(model_folder / "config.yaml")
     families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
@@ -124,7 +124,7 @@ def make_cutouts(folder: Path, count: int, model_folder: Path) -> None:
 
     from data_sim.export import write_sample
     from data_sim.generator import SampleSource
-    from segnet.config import load_run_config
+    from segnet.training.config import load_run_config
 
     config, _ = load_run_config(model_folder / "config.yaml")
     families = {k: v for k, v in config.data.families.items() if not v.sky_subtracted}
@@ -168,8 +168,8 @@ def main() -> int:
     import numpy as np
     from astropy.io import fits
 
-    from segnet.model import count_flops_per_pixel
-    from segnet.run_folder import load_model, resolve_model
+    from segnet.network.model import count_flops_per_pixel
+    from segnet.training.run_folder import load_model, resolve_model
 
     model_path, folder = resolve_model(args.model)
     flops = count_flops_per_pixel(load_model(model_path))

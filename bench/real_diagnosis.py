@@ -6,7 +6,7 @@ Experiments (each a table in ``OUT/diagnosis.md``, default ``out/real_diagnosis/
 also in ``diagnosis.json``):
 
 1. **Input normalisation.** The background and noise the network's input uses
-   (``segnet.normalize``, box 64) against a careful estimate: astropy's sigma-clipped
+   (``foundation.normalize``, box 64) against a careful estimate: astropy's sigma-clipped
    statistics in 64-px boxes with every source pixel masked (photutils segmentation at
    2 sigma of a 1-px-smoothed map, grown 3 px), the median over boxes; and the noise of adjacent-pixel
    differences (white-noise part) and the Poisson prediction from the gain.
@@ -16,7 +16,7 @@ also in ``diagnosis.json``):
    interpolation, inter-pixel capacitance) lag 1 far more than lag 2.
 3. **PSF sampling.** The frame's stellar FWHM against the simulator's range.
 4. **Stars taken for cosmic rays, by signal-to-noise.** Round, isolated point sources of the
-   frame's FWHM (``segnet.real.stars``, 5 sigma): the fraction whose core has a pixel flagged
+   frame's FWHM (``foundation.stars``, 5 sigma): the fraction whose core has a pixel flagged
    CR, per bin of peak S/N; the same procedure on simulated test tiles (the model's own data
    config); and again at the CR prior moved to 5e-4 (Bayes' rule, as ``--priors``).
 5. **Simulated stars on real backgrounds.** Stars drawn with the simulator's Moffat PSF
@@ -105,7 +105,7 @@ def star_flags(stars, prob_cr, threshold, *, prior=None):
     """Per S/N bin: (stars, stars with a core pixel >= threshold)."""
     counts = np.zeros((len(SNR_BINS) - 1, 2), int)
     if prior is not None:
-        from segnet.metrics import adjust_priors
+        from segnet.evaluation.metrics import adjust_priors
 
         prob_cr = adjust_priors(prob_cr, prior[0], prior[1])
     flagged = ndimage.maximum(prob_cr, stars.core, index=np.arange(1, stars.n + 1)) if stars.n else np.zeros(0)
@@ -156,13 +156,13 @@ def add_moffat_stars(image, est, sources, fwhm, rng, per_bin=40):
 
 
 class CarefulGrid:
-    """``segnet.normalize.BackgroundGrid`` with its noise scaled and its background shifted to careful medians."""
+    """``foundation.normalize.BackgroundGrid`` with its noise scaled and its background shifted to careful medians."""
 
     def __init__(self, background_shift: float, sigma_scale: float):
         self.shift, self.scale = background_shift, sigma_scale
 
     def __call__(self, image, **kwargs):
-        from segnet.normalize import BackgroundGrid
+        from foundation.normalize import BackgroundGrid
 
         grid = BackgroundGrid(image, **kwargs)
         grid.background = grid.background + self.shift
@@ -174,8 +174,8 @@ class Model:
     """The model as predict.py runs it (calibration, thresholds), on arrays."""
 
     def __init__(self, model_arg):
-        from segnet.prediction import FramePredictor, training_fractions
-        from segnet.run_folder import resolve_model
+        from segnet.serving.prediction import FramePredictor, training_fractions
+        from segnet.training.run_folder import resolve_model
 
         model_path, folder = resolve_model(model_arg)
         self.path = model_path
@@ -187,7 +187,7 @@ class Model:
         """Probabilities per class; ``grid`` replaces the background/noise grid (experiment 8)."""
         from unittest import mock
 
-        import segnet.inference as inference
+        import foundation.tiling as inference
 
         out = np.zeros((len(self.classes),) + image.shape, np.float32)
         with mock.patch.object(inference, "BackgroundGrid", grid or inference.BackgroundGrid):
@@ -198,8 +198,8 @@ class Model:
 def diagnose_frame(entry, frame, model, rng):
     import astroscrappy
 
-    from segnet.normalize import normalize_image
-    from segnet.real.stars import find_star_cores
+    from foundation.normalize import normalize_image
+    from foundation.stars import find_star_cores
 
     image = frame.image
     finite = np.isfinite(image)
@@ -272,9 +272,9 @@ def diagnose_frame(entry, frame, model, rng):
 def simulated_reference(model, n_tiles, seed=1):
     """Experiments 4 and 6 on simulated test tiles of the model's own data config."""
     from data_sim.generator import SampleSource
-    from segnet.config import load_run_config
-    from segnet.normalize import normalize_image
-    from segnet.real.stars import find_star_cores
+    from foundation.normalize import normalize_image
+    from foundation.stars import find_star_cores
+    from segnet.training.config import load_run_config
 
     config, _ = load_run_config(model.path.parent / "config.yaml")
     source = SampleSource(config.data_section, config.train.seed, split="test")
@@ -324,7 +324,7 @@ def rate(pair):
 
 
 def markdown(rows, sim, model) -> str:
-    from segnet.real.report import markdown_table as table
+    from segnet.evaluation.real.report import markdown_table as table
 
     bins = [bin_label(i) for i in range(len(SNR_BINS) - 1)]
     parts = [f"# Real-frame diagnosis of {model.path}", ""]
@@ -443,7 +443,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sim-tiles", type=int, default=120)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "real_diagnosis")
     args = parser.parse_args(argv)
-    from segnet.real.devset import load_entries, read_frame
+    from foundation.devset import load_entries, read_frame
 
     entries = [e for e in load_entries() if args.frames in ("all", e.split) and e.kind == "sky"]
     model = Model(args.model)

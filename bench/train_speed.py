@@ -35,10 +35,10 @@ def main() -> int:
     import keras
 
     from data_sim.generator import SampleSource
-    from segnet.config import load_run_config
-    from segnet.dataset import make_batch
-    from segnet.losses import WeightedSigmoidCrossEntropy
-    from segnet.model import build_segnet, count_flops_per_pixel
+    from segnet.network.model import build_segnet, count_flops_per_pixel
+    from segnet.training.config import load_run_config
+    from segnet.training.dataset import make_batch
+    from segnet.training.losses import WeightedSigmoidCrossEntropy
 
     try:
         import astroscrappy

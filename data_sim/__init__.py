@@ -7,7 +7,8 @@ per class), ``real_frames`` (injection into the user's clean FITS frames),
 ``export`` (FITS and PNG montage). ``python -m data_sim`` writes examples.
 """
 
-from .classes import CLASS_NAMES, CONTAMINANTS
+from foundation.classes import CLASS_NAMES, CONTAMINANTS
+
 from .config import DataSection, SimConfig, load_sim_section
 from .generator import Sample, SampleSource, iter_pairs, iter_samples
 

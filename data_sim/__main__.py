@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from foundation.resources import configs_dir
+from foundation.typed_config import ConfigError
 
 from .config import load_sim_section
 from .export import write_montage, write_sample
 from .generator import SampleSource, iter_samples
 from .real_frames import RealFrameError
-from .typed_config import ConfigError
 
 CONFIG_DIR = configs_dir()
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .classes import CLASS_NAMES, INJECTED, check_class_names
-from .typed_config import ConfigError, load_dataclass, read_yaml
+from foundation.classes import CLASS_NAMES, INJECTED, check_class_names
+from foundation.typed_config import ConfigError, load_dataclass, read_yaml
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]

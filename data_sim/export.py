@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .atomic import atomic_path
-from .classes import BACKGROUND_COLOUR, COLOURS, MULTI_CLASS_COLOUR
+from foundation.atomic import atomic_path
+from foundation.classes import BACKGROUND_COLOUR, COLOURS, MULTI_CLASS_COLOUR
+
 from .generator import Sample
 
 

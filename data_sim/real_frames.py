@@ -6,7 +6,7 @@ development set is refused either way. A random tile of a randomly chosen frame
 is turned by one of the eight flips and rotations and its flux scaled (when
 configured), converted to electrons (gain from the config or the development
 set, else the header's GAIN, else 1), its background and noise are
-estimated robustly (``segnet.normalize``, as for the network's input), and
+estimated robustly (``foundation.normalize``, as for the network's input), and
 the same injectors as for simulated tiles are applied.
 The frame already has noise, so the added charge gets its own Poisson noise
 (multiplicative defects scale the existing noise, as a real defect does).
@@ -32,14 +32,14 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
-from segnet.fits_io import InputError, open_input, select_planes
-from segnet.normalize import normalize_image
+from foundation.classes import INJECTED
+from foundation.fits_io import InputError, header_number, open_input, select_planes
+from foundation.normalize import normalize_image
 
 from .camera import log_uniform
-from .classes import INJECTED
 from .config import RealFramesConfig, SimConfig
 from .contaminants import STAGES, Frame
-from .generator import SimulatedTile, draw_presence, inject
+from .injection import SimulatedTile, draw_presence, inject
 
 
 class RealFrameError(ValueError):
@@ -90,15 +90,6 @@ class _Spec:
     region: tuple | None = None
 
 
-def header_number(header, keys, default):
-    """The first of ``keys`` in ``header`` holding a positive number, else ``default``."""
-    for key in keys:
-        value = header.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
-    return default
-
-
 @dataclass(frozen=True)
 class RealCamera:
     """What the injectors need to know of a real frame's detector (electrons, pixels)."""
@@ -117,7 +108,7 @@ def inject_real(
     Parameters
     ----------
     clean, background, sigma : (ny, nx) float32, e-: the real pixels, their background and noise
-        (robust estimates, ``segnet.normalize``).
+        (robust estimates, ``foundation.normalize``).
     camera : the frame's read noise, saturation, FWHM and detector type.
     config : the simulator's config (contaminant parameters, ``truth_nsigma``).
     rngs : the streams of ``generator.streams`` (one per contaminant, ``noise``).
@@ -170,7 +161,7 @@ def _sha256(path) -> str:
 
 
 def _devset_entries(path):
-    from segnet.real.devset import DevSetError, load_entries  # the development set's reader (lazy: no cycle)
+    from foundation.devset import DevSetError, load_entries  # the development set's reader (lazy: no cycle)
 
     try:
         return load_entries(Path(path))
@@ -199,7 +190,7 @@ def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: flo
     """Pixels a real frame's own contaminants may touch: truth there is unknown.
 
     astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less ``star_cores`` (the
-    cores of isolated stars, ``segnet.real.stars``, nonzero there), which it mistakes for hits
+    cores of isolated stars, ``foundation.stars``, nonzero there), which it mistakes for hits
     and the model must learn are no contaminant, plus non-finite pixels; grown by ``grow`` px.
     """
     import astroscrappy
@@ -308,7 +299,7 @@ class RealFrameSet:
             fwhm = self.cfg.fwhm or header_number(header, ("FWHM", "SEEING"), 0.0)
             stars = None
             if self.cfg.ignore_own or not fwhm:  # the frame's stars, found once for both uses
-                from segnet.real.stars import find_star_cores
+                from foundation.stars import find_star_cores
 
                 stars = find_star_cores(
                     np.where(finite, image, np.nan), background, sigma, ~finite | (image >= saturation_e)

@@ -4,7 +4,7 @@
     segnet train --config multiclass.yaml    # = python train.py ...    (segnet/commands/train.py)
     segnet evaluate [--run RUN]              # = python evaluate.py ... (segnet/commands/evaluate.py)
     segnet simulate --config multiclass.yaml --n 8 -o tiles/   # = python -m data_sim ...
-    segnet ship RUN DEST --hardware "..."    # = python -m segnet.shipping ...
+    segnet ship RUN DEST --hardware "..."    # = python -m segnet.serving.shipping ...
 
 Nothing heavy is imported before the subcommand is known, so ``--help`` answers at once.
 """
@@ -19,7 +19,7 @@ JOBS = {
     "train": ("segnet.commands.train", "train a model from a run config, or resume a run"),
     "evaluate": ("segnet.commands.evaluate", "measure a model on held-out simulated tiles or on real frames"),
     "simulate": ("data_sim.__main__", "write simulated frames with their truth masks"),
-    "ship": ("segnet.shipping", "copy a trained, evaluated run into a model folder with its card"),
+    "ship": ("segnet.serving.shipping", "copy a trained, evaluated run into a model folder with its card"),
 }
 
 

@@ -6,14 +6,19 @@ import pytest
 import yaml
 from astropy.io import fits
 from astropy.nddata import CCDData
+from conftest import frame as noisy_frame
 
 import predict
-from data_sim.classes import CLASS_NAMES
+from foundation.classes import CLASS_NAMES
+from foundation.tiling import TileSettings, predict_frame
 from segnet import load_masker
-from segnet.inference import TileSettings, predict_frame
-from segnet.model import build_segnet
+from segnet.network.model import build_segnet
 
 SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--quiet"]
+
+
+def frame(shape=(70, 90), seed=0):
+    return noisy_frame(shape, seed, hits=30)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +34,6 @@ def model_dir(tmp_path_factory):
         yaml.safe_dump({c: float(np.median(prob[k])) for k, c in enumerate(CLASS_NAMES)})
     )
     return folder
-
-
-def frame(shape=(70, 90), seed=0):
-    rng = np.random.default_rng(seed)
-    image = 300 + 6 * rng.standard_normal(shape)
-    image[rng.integers(0, shape[0], 30), rng.integers(0, shape[1], 30)] += rng.uniform(50, 2000, 30)
-    return image.astype(np.float32)
 
 
 def test_a_masker_equals_predict_on_the_same_pixels(model_dir, tmp_path):

@@ -1,10 +1,10 @@
-"""segnet.calibration: neighbour features, the perceptron's fit, the file form, and what the fit buys."""
+"""segnet.calibration.pixel: neighbour features, the perceptron's fit, the file form, and what the fit buys."""
 
 import numpy as np
 import pytest
 import yaml
 
-from segnet.calibration import (
+from segnet.calibration.pixel import (
     CalibrationError,
     CalibrationFit,
     PixelCalibration,

@@ -5,7 +5,7 @@ import pytest
 
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
-from segnet.dataset import TileBatches, loss_weights, make_batch, measure_class_fractions, network_input
+from segnet.training.dataset import TileBatches, loss_weights, make_batch, measure_class_fractions, network_input
 
 
 def test_network_input_is_the_compressed_normalised_image():

@@ -9,27 +9,25 @@ import pytest
 import yaml
 
 import evaluate
-import train
-from segnet.run_folder import NoModelError, latest_run, resolve_model
+from segnet.training.run_folder import NoModelError, latest_run, resolve_model
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
-    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run_dir), "--quiet"]) == 0
-    return run_dir
+def own_run(smoke_run_copy):
+    """This module evaluates (and so writes into) its own copy of the session's smoke run."""
+    return smoke_run_copy
 
 
-def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
-    assert evaluate.main(["--run", str(smoke_run), "--n", "6", "--batch-size", "3", "--quiet"]) == 0
+def test_evaluate_writes_tables_files_and_thresholds(own_run, capsys):
+    assert evaluate.main(["--run", str(own_run), "--n", "6", "--batch-size", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
-    classes = yaml.safe_load((smoke_run / "classes.yaml").read_text())
+    classes = yaml.safe_load((own_run / "classes.yaml").read_text())
     for name in classes:
         assert f"### {name}" in out
     assert "| astroscrappy (all) |" in out and "100 tiles of 32x32" in out
-    thresholds = yaml.safe_load((smoke_run / "thresholds.yaml").read_text())
+    thresholds = yaml.safe_load((own_run / "thresholds.yaml").read_text())
     assert list(thresholds) == classes and all(0 <= t <= 1 for t in thresholds.values())
-    ev = smoke_run / "evaluation"
+    ev = own_run / "evaluation"
     for name in ("report.md", "metrics.csv", "metrics.json", "roc.png", "reliability.png"):
         assert (ev / name).stat().st_size > 100, name
     payload = json.loads((ev / "metrics.json").read_text())
@@ -41,13 +39,13 @@ def test_evaluate_writes_tables_files_and_thresholds(smoke_run, capsys):
     assert header == "class,sample,metric,value"
 
 
-def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
-    from segnet.metrics import ClassMetrics
+def test_thresholds_are_chosen_on_validation_tiles(own_run):
+    from segnet.evaluation.metrics import ClassMetrics
 
     evaluate.main(
         [
             "--run",
-            str(smoke_run),
+            str(own_run),
             "--n",
             "4",
             "--threshold-tiles",
@@ -58,14 +56,14 @@ def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
             "--quiet",
         ]
     )
-    on_test = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    on_test = json.loads((own_run / "evaluation" / "metrics.json").read_text())
     for name, samples in on_test["classes"].items():  # chosen on the test tiles: MCC there is the best MCC
         assert on_test["thresholds"][name] == samples["all"]["MCC threshold"]
         assert samples["all"]["MCC at threshold"] == pytest.approx(samples["all"]["best MCC"])
     evaluate.main(
         [
             "--run",
-            str(smoke_run),
+            str(own_run),
             "--n",
             "4",
             "--threshold-tiles",
@@ -76,19 +74,19 @@ def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
             "--quiet",
         ]
     )
-    payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
-    assert not (smoke_run / "calibration.yaml").exists()
-    assert "3 tiles of the validation split" in (smoke_run / "thresholds.yaml").read_text()
-    assert "3 tiles of the validation split" in (smoke_run / "evaluation" / "report.md").read_text()
+    payload = json.loads((own_run / "evaluation" / "metrics.json").read_text())
+    assert not (own_run / "calibration.yaml").exists()
+    assert "3 tiles of the validation split" in (own_run / "thresholds.yaml").read_text()
+    assert "3 tiles of the validation split" in (own_run / "evaluation" / "report.md").read_text()
     # The thresholds are those that maximise the MCC on validation tiles 0-2.
     from data_sim.generator import SampleSource, iter_samples
-    from segnet.config import load_run_config
-    from segnet.evaluation import predict_tiles, valid_pixels
-    from segnet.run_folder import load_model
+    from segnet.evaluation.tiles import predict_tiles, valid_pixels
+    from segnet.training.config import load_run_config
+    from segnet.training.run_folder import load_model
 
-    config, _ = load_run_config(smoke_run / "config.yaml")
+    config, _ = load_run_config(own_run / "config.yaml")
     samples = list(iter_samples(SampleSource(config.data_section, config.train.seed, split="validation"), 0, 3))
-    prob = predict_tiles(load_model(resolve_model(smoke_run)[0]), samples)
+    prob = predict_tiles(load_model(resolve_model(own_run)[0]), samples)
     metrics = ClassMetrics(config.classes)
     for s, p in zip(samples, prob):
         metrics.update(p, s.truth, valid_pixels(s))
@@ -98,19 +96,19 @@ def test_thresholds_are_chosen_on_validation_tiles(smoke_run):
         assert payload["classes"][name]["all"]["MCC at threshold"] <= payload["classes"][name]["all"]["best MCC"] + 1e-9
 
 
-def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tiles(smoke_run):
+def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tiles(own_run):
     from data_sim.generator import SampleSource, iter_samples
-    from segnet.calibration import PixelCalibration
-    from segnet.config import load_run_config
-    from segnet.evaluation import fit_calibration, predict_tiles, valid_pixels
-    from segnet.metrics import ClassMetrics
-    from segnet.run_folder import load_model
+    from segnet.calibration.pixel import PixelCalibration
+    from segnet.evaluation.metrics import ClassMetrics
+    from segnet.evaluation.tiles import fit_calibration, predict_tiles, valid_pixels
+    from segnet.training.config import load_run_config
+    from segnet.training.run_folder import load_model
 
     assert (
         evaluate.main(
             [
                 "--run",
-                str(smoke_run),
+                str(own_run),
                 "--n",
                 "4",
                 "--threshold-tiles",
@@ -123,17 +121,17 @@ def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tile
         )
         == 0
     )
-    config, _ = load_run_config(smoke_run / "config.yaml")
-    model = load_model(resolve_model(smoke_run)[0])
+    config, _ = load_run_config(own_run / "config.yaml")
+    model = load_model(resolve_model(own_run)[0])
     validation = SampleSource(config.data_section, config.train.seed, split="validation")
-    written = PixelCalibration.load(smoke_run / "calibration.yaml", config.classes)
+    written = PixelCalibration.load(own_run / "calibration.yaml", config.classes)
     refit = fit_calibration(model, validation, 5)
     assert written.tiles == 5 and written.passthrough == refit.passthrough != config.classes
     for (w, b), (w2, b2) in zip(written.layers, refit.layers, strict=True):  # same tiles, same fit
         np.testing.assert_allclose(w, w2, rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(b, b2, rtol=1e-5, atol=1e-9)
     # The thresholds and the test figures are those of the calibrated probabilities.
-    payload = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())
+    payload = json.loads((own_run / "evaluation" / "metrics.json").read_text())
     for split, n, check in (("validation", 3, "thresholds"), ("test", 4, "AUC")):
         samples = list(iter_samples(SampleSource(config.data_section, config.train.seed, split=split), 0, n))
         metrics = ClassMetrics(config.classes)
@@ -145,16 +143,16 @@ def test_the_calibration_is_fitted_on_validation_tiles_and_measured_on_test_tile
                 assert payload["thresholds"][name] == pytest.approx(summary.best_mcc()[0], abs=1e-6)
             elif np.isfinite(summary.auc()):
                 assert payload["classes"][name]["all"]["AUC"] == pytest.approx(summary.auc(), abs=1e-6)
-    report = (smoke_run / "evaluation" / "report.md").read_text()
+    report = (own_run / "evaluation" / "report.md").read_text()
     assert "pixel calibration (calibration.yaml) fitted on 5 tiles" in report
     assert "| class | AUC, network | AUC, calibrated |" in report
 
 
-def test_evaluate_is_deterministic(smoke_run):
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--no-baseline", "--quiet"])
-    first = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())["classes"]
-    evaluate.main(["--run", str(smoke_run), "--n", "4", "--no-baseline", "--quiet"])
-    second = json.loads((smoke_run / "evaluation" / "metrics.json").read_text())["classes"]
+def test_evaluate_is_deterministic(own_run):
+    evaluate.main(["--run", str(own_run), "--n", "4", "--no-baseline", "--quiet"])
+    first = json.loads((own_run / "evaluation" / "metrics.json").read_text())["classes"]
+    evaluate.main(["--run", str(own_run), "--n", "4", "--no-baseline", "--quiet"])
+    second = json.loads((own_run / "evaluation" / "metrics.json").read_text())["classes"]
     assert first == second
 
 

@@ -13,18 +13,18 @@ import pytest
 import yaml
 
 import train
-from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
-from data_sim.typed_config import ConfigError
-from segnet.config import load_run_config
+from foundation.classes import INJECTED
+from foundation.typed_config import ConfigError
 from segnet.inpainting.apply import Inpainter, compose, resolve_inpaint_model
 from segnet.inpainting.baselines import biharmonic, masked_median
 from segnet.inpainting.data import decode, encode, make_batch, normalisation, scale, target
 from segnet.inpainting.evaluation import evaluate_inpainting
 from segnet.inpainting.masks import borrowed_mask, mask_rng, replace_mask, training_mask
-from segnet.inpainting.network import INPUT_CHANNELS, MaskedMSE, build_inpainter, fold_batch_norm
-from segnet.run_folder import NoModelError, latest_run, load_model
+from segnet.network.inpainting import INPUT_CHANNELS, MaskedMSE, build_inpainter, fold_batch_norm
+from segnet.training.config import load_run_config
+from segnet.training.run_folder import NoModelError, latest_run, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(depth=2, base_filters=4, convs_per_level=1)
@@ -292,7 +292,7 @@ def test_the_inpainter_folds_its_batch_normalisation_and_predicts_the_same():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 def test_unreplaced_pixels_come_out_unchanged_exactly(inpainter_file, dtype):
-    from segnet.inference import TileSettings
+    from foundation.tiling import TileSettings
 
     inpainter = Inpainter(inpainter_file)
     rng = np.random.default_rng(4)
@@ -334,7 +334,7 @@ def test_missing_inpainting_models_are_named(tmp_path):
 
 
 def test_a_segmentation_model_is_not_an_inpainter(tmp_path):
-    from segnet.model import build_segnet
+    from segnet.network.model import build_segnet
 
     path = tmp_path / "seg.keras"
     build_segnet(class_names=("CR", "OBJ"), depth=1, base_filters=2, convs_per_level=1).save(path)

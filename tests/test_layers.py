@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from segnet.layers import (
+from segnet.network.layers import (
     ClassNames,
     CropLike,
     MaxPoolWithSwitches,

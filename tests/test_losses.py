@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from segnet.losses import (
+from segnet.training.losses import (
     WeightedSigmoidCrossEntropy,
     class_weights_from_fractions,
     pack_targets,

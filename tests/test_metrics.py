@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from segnet.metrics import ClassMetrics, adjust_priors, dilate3x3
+from segnet.evaluation.metrics import ClassMetrics, adjust_priors, dilate3x3
 
 
 def one_class(prob, truth, n_bins=1000, spacing="linear"):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from segnet.model import build_segnet, count_flops_per_pixel, model_class_names
+from segnet.network.model import build_segnet, count_flops_per_pixel, model_class_names
 
 CLASSES = ["CR", "HCL", "BCL"]
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ JAX_SCRIPT = textwrap.dedent(
     import sys
     import keras
     import numpy as np
-    from segnet.model import model_class_names
+    from segnet.network.model import model_class_names
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
     model = keras.saving.load_model(sys.argv[1])
@@ -167,7 +167,7 @@ def test_jax_backend_gives_the_same_output(tmp_path):
 
 
 def test_folded_batch_norm_gives_the_same_probabilities():
-    from segnet.model import fold_batch_norm
+    from segnet.network.model import fold_batch_norm
 
     model = build_segnet(class_names=("CR", "OBJ"), depth=2, base_filters=4)
     rng = np.random.default_rng(3)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from segnet.normalize import normalize_image
+from foundation.normalize import normalize_image
 
 NY, NX, SIGMA = 150, 200, 5.0  # box 32 leaves partial boxes on both axes
 
@@ -106,7 +106,7 @@ def test_bad_arguments_fail_loudly(kwargs, match):
 def test_grid_windows_equal_the_whole_map_and_lazy_reading_changes_nothing(tmp_path):
     from astropy.io import fits
 
-    from segnet.normalize import BackgroundGrid
+    from foundation.normalize import BackgroundGrid
 
     rng = np.random.default_rng(3)
     image = (200 + 0.05 * np.arange(150)[None, :] + rng.normal(0, 4, (130, 150))).astype(np.float32)

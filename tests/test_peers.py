@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from bench import peers
-from segnet.model import build_segnet
+from segnet.network.model import build_segnet
 
 CLASSES = ["CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ"]
 
@@ -167,7 +167,7 @@ def test_spread_keeps_order_and_comes_back():
 
 @pytest.mark.parametrize("spacing", ["linear", "logit"])
 def test_mcc_at_a_default_threshold_counts_exactly_the_flagged_pixels(spacing):
-    from segnet.metrics import ClassMetrics
+    from segnet.evaluation.metrics import ClassMetrics
 
     rng = np.random.default_rng(0)
     scores = rng.uniform(0, 1, (1, 1, 40, 40))
@@ -191,8 +191,8 @@ def test_ours_auto_moves_each_frame_to_its_own_em_proportions(tiny_model, tmp_pa
 
     import yaml
 
-    from segnet.metrics import adjust_priors
-    from segnet.priors import PriorEstimator
+    from segnet.evaluation.metrics import adjust_priors
+    from segnet.serving.priors import PriorEstimator
 
     folder = tmp_path / "run"
     folder.mkdir()

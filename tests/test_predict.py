@@ -1,20 +1,18 @@
 """predict.py: the CONTRACT.md output, tiling, awkward inputs, bad files, atomic writes, parallel runs."""
 
 import gzip
-import hashlib
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
+from conftest import digest, frame, write
 
 import predict
-import train
-from segnet.inference import TileSettings, predict_frame
-from segnet.metrics import adjust_priors
+from foundation.tiling import TileSettings, predict_frame
+from segnet.evaluation.metrics import adjust_priors
 
 SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
 WCS = {
@@ -33,29 +31,12 @@ WCS = {
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "smoke"
-    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run), "--quiet"]) == 0
+def run_dir(smoke_run_copy):
+    run = smoke_run_copy
     (run / "thresholds.yaml").write_text(
         yaml.safe_dump({c: 0.3 + 0.02 * k for k, c in enumerate(yaml.safe_load((run / "classes.yaml").read_text()))})
     )
     return run
-
-
-def frame(shape=(90, 77), seed=0):
-    rng = np.random.default_rng(seed)
-    image = 300 + 6 * rng.standard_normal(shape)
-    image[rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)] += rng.uniform(50, 2000, 40)
-    return image.astype(np.float32)
-
-
-def write(path, data, header=None):
-    fits.PrimaryHDU(data, header=fits.Header(header or {})).writeto(path)
-    return path
-
-
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def run(run_dir, *args):
@@ -87,7 +68,7 @@ def test_output_follows_the_contract(run_dir, tmp_path):
 
 
 def random_layers(classes, seed, hidden=6):
-    from segnet.calibration import feature_names
+    from segnet.calibration.pixel import feature_names
 
     rng = np.random.default_rng(seed)
     sizes = [len(feature_names(classes)), hidden, hidden, len(classes)]
@@ -96,8 +77,8 @@ def random_layers(classes, seed, hidden=6):
 
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
-    from segnet.calibration import PixelCalibration
-    from segnet.run_folder import load_model
+    from segnet.calibration.pixel import PixelCalibration
+    from segnet.training.run_folder import load_model
 
     model = load_model(run_dir / "model.keras")
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
@@ -111,8 +92,8 @@ def test_tiled_equals_untiled_away_from_the_border(run_dir, calibrated):
 
 
 def test_the_model_folders_calibration_is_applied(run_dir, tmp_path, capsys):
-    from segnet.calibration import PixelCalibration
-    from segnet.normalize import BackgroundGrid, to_network
+    from foundation.normalize import BackgroundGrid, to_network
+    from segnet.calibration.pixel import PixelCalibration
 
     classes = yaml.safe_load((run_dir / "classes.yaml").read_text())
     calibrated = tmp_path / "calibrated"
@@ -241,7 +222,7 @@ def test_bad_files_fail_one_line_each_and_the_rest_is_written(run_dir, tmp_path,
 
 
 def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch):
-    import segnet.prediction as prediction
+    import segnet.serving.prediction as prediction
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -291,7 +272,7 @@ def test_priors_move_probabilities_by_bayes_rule(run_dir, tmp_path):
 
 
 def test_auto_priors_move_each_frame_to_its_own_em_estimate(run_dir, tmp_path):
-    from segnet.priors import PriorEstimator
+    from segnet.serving.priors import PriorEstimator
 
     src = write(tmp_path / "f.fits", frame())
     fractions = yaml.safe_load((run_dir / "class_fractions.yaml").read_text())["classes"]

@@ -1,19 +1,17 @@
 """predict.py --inpaint: the CLEAN HDU, its header, exact copies of unflagged pixels, options and errors."""
 
-import hashlib
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
+from conftest import digest, frame, write
 
 import predict
-from data_sim.classes import CLASS_NAMES
-from segnet.inference import TileSettings, predict_frame
-from segnet.inpainting.network import build_inpainter
-from segnet.model import build_segnet
+from foundation.classes import CLASS_NAMES
+from foundation.tiling import TileSettings, predict_frame
+from segnet.network.inpainting import build_inpainter
+from segnet.network.model import build_segnet
 
 SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
 WCS = {
@@ -28,13 +26,6 @@ WCS = {
     "CD2_1": 0.0,
     "CD2_2": 7e-5,
 }
-
-
-def frame(shape=(90, 77), seed=0):
-    rng = np.random.default_rng(seed)
-    image = 300 + 6 * rng.standard_normal(shape)
-    image[rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)] += rng.uniform(50, 2000, 40)
-    return image.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +50,8 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-def write(path, data, header=None):
-    fits.PrimaryHDU(data, header=fits.Header(header or {})).writeto(path)
-    return path
-
-
 def run(model_dir, *args):
     return predict.main([*map(str, args), "--model", str(model_dir), *SMALL])
-
-
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def bits(*names):

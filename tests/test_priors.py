@@ -1,9 +1,9 @@
-"""Class proportions of a frame estimated from its calibrated probabilities (segnet/priors.py)."""
+"""Class proportions of a frame estimated from its calibrated probabilities (segnet/serving/priors.py)."""
 
 import numpy as np
 import pytest
 
-from segnet.priors import PriorEstimator
+from segnet.serving.priors import PriorEstimator
 
 
 def calibrated_frame(truth_priors, train_prior, shape, separation, seed=0):

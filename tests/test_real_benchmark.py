@@ -1,4 +1,4 @@
-"""The real-frame benchmark (segnet/real/) on a small cut-out of a real frame, with injected truth."""
+"""The real-frame benchmark (segnet/evaluation/real/) on a small cut-out of a real frame, with injected truth."""
 
 import json
 import re
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+import foundation.devset as devset
 from data_sim.config import load_sim_section
-import segnet.real.devset as devset
-from segnet.real.benchmark import run_benchmark
-from segnet.real.devset import Camera, RealFrame
-from segnet.real.harness import ANY, InProcessTool, run_frame, versions
-from segnet.real.stars import find_star_cores
+from foundation.devset import Camera, RealFrame
+from foundation.stars import find_star_cores
+from segnet.evaluation.real.benchmark import run_benchmark
+from segnet.evaluation.real.harness import ANY, InProcessTool, run_frame, versions
 
 DATA = Path(__file__).parent / "data"
 CLASSES = ("CR", "HCL", "BCL", "BLN", "HPX", "BPX", "PER", "TRL", "FRG", "OBJ")
@@ -214,7 +214,7 @@ def test_diagnosis_noise_figures_tell_white_from_correlated_noise():
     from scipy import ndimage
 
     from bench.real_diagnosis import group_snr_counts, noise_figures
-    from segnet.normalize import normalize_image
+    from foundation.normalize import normalize_image
 
     rng = np.random.default_rng(1)
     white = (1000.0 + rng.normal(0, 10, (256, 256))).astype(np.float32)

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from segnet.calibration import PixelCalibration, feature_names
-from segnet.model import build_segnet, fold_batch_norm
-from segnet.onnx_export import export_onnx
-from segnet.runtime import KerasNetwork, OnnxNetwork, OpenVinoNetwork, load_network
+from segnet.calibration.pixel import PixelCalibration, feature_names
+from segnet.network.model import build_segnet, fold_batch_norm
+from segnet.serving.onnx_export import export_onnx
+from segnet.serving.runtime import KerasNetwork, OnnxNetwork, OpenVinoNetwork, load_network
 
 CLASSES = ("CR", "HPX", "OBJ")
 RUNTIMES = [OnnxNetwork, OpenVinoNetwork]
@@ -84,7 +84,7 @@ def test_pooling_ties_go_to_the_first_maximum_as_in_keras(kind):
 
 
 def test_a_stale_onnx_file_is_not_used(tmp_path):
-    from segnet.shipping import write_onnx
+    from segnet.serving.shipping import write_onnx
 
     model = tiny_model()
     keras_file = tmp_path / "model.keras"
@@ -117,7 +117,7 @@ def test_calibration_files_keep_their_logit_cut(tmp_path):
 
 
 def test_prediction_with_a_shipped_onnx_file_never_imports_tensorflow(tmp_path):
-    from segnet.shipping import write_onnx
+    from segnet.serving.shipping import write_onnx
 
     model = tiny_model()
     folder = tmp_path / "model"

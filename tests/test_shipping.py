@@ -1,4 +1,4 @@
-"""segnet.shipping: a trained, evaluated run becomes a self-describing model folder."""
+"""segnet.serving.shipping: a trained, evaluated run becomes a self-describing model folder."""
 
 import shutil
 
@@ -7,15 +7,13 @@ import pytest
 import yaml
 
 import evaluate
-import train
-import segnet.shipping as shipping
-from segnet.run_folder import load_model, resolve_model
+import segnet.serving.shipping as shipping
+from segnet.training.run_folder import load_model, resolve_model
 
 
 @pytest.fixture(scope="module")
-def evaluated_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
-    assert train.main(["--config", "smoke.yaml", "--run-dir", str(run_dir), "--quiet"]) == 0
+def evaluated_run(smoke_run_copy):
+    run_dir = smoke_run_copy
     assert evaluate.main(["--run", str(run_dir), "--n", "4", "--batch-size", "2", "--quiet"]) == 0
     return run_dir
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource, simulate, streams
+from foundation.classes import INJECTED
 
 OFF = {name: {"probability": 0.0} for name in INJECTED}
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from data_sim.classes import CLASS_NAMES
 from data_sim.config import load_sim_section
 from data_sim.export import read_sample_file
-from data_sim.typed_config import ConfigError
+from foundation.classes import CLASS_NAMES
+from foundation.typed_config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from data_sim.camera import draw_camera
-from data_sim.classes import CLASS_NAMES, INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource, iter_pairs, iter_samples, simulate_tile, streams
+from foundation.classes import CLASS_NAMES, INJECTED
 
 NO_CONTAMINANTS = {name: {"probability": 0.0} for name in INJECTED}
 EMPTY_FIELD = {

@@ -10,7 +10,7 @@ from data_sim.contaminants import INJECTORS, STAGES, Frame, significant
 from data_sim.contaminants.ghosts import Ghost, draw_ghosts, inject_ghosts, render_ghost
 from data_sim.contaminants.spikes import draw_spider, inject_spikes, psf_peak_fraction, render_floor, spike_lines
 from data_sim.psf import moffat_alpha
-from data_sim.typed_config import ConfigError
+from foundation.typed_config import ConfigError
 
 SKY, READ_NOISE, FWHM, BETA, FULL_WELL = 400.0, 5.0, 3.0, 3.0, 1e5
 PEAK = psf_peak_fraction(FWHM, BETA)  # PSF peak per unit flux

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
 from data_sim.real_frames import DIHEDRAL, RealFrameError, turn
-from segnet.dataset import make_batch
+from foundation.classes import INJECTED
+from segnet.training.dataset import make_batch
 
 DATA = Path(__file__).parent / "data"
 OFF = {name: {"probability": 0.0} for name in INJECTED}

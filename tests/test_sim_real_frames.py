@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from data_sim.classes import INJECTED
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
 from data_sim.real_frames import RealFrameError, read_image
+from foundation.classes import INJECTED
 
 
 def write_clean_frame(path, *, shape=(150, 170), sky=800.0, gain=2.0, as_int16=False, seed=0):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from data_sim.camera import add_noise, correlated_normal, draw_camera, nonlinear_response, saturate
-from data_sim.classes import INJECTED
 from data_sim.config import ConfigError, FamilyConfig, load_sim_section
 from data_sim.generator import SampleSource, readout
 from data_sim.psf import SampledPSF, moffat_alpha, moffat_kernel, oversampling, sampled_psf
 from data_sim.scene import render_points, render_scene
+from foundation.classes import INJECTED
 
 NO_CONTAMINANTS = {name: {"probability": 0.0} for name in INJECTED}
 EMPTY_FIELD = {

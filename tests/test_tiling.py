@@ -1,10 +1,10 @@
-"""segnet.inference's tile plan and strip reader: coverage, blending weights, few and even tiles."""
+"""foundation.tiling's tile plan and strip reader: coverage, blending weights, few and even tiles."""
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from segnet.inference import RowStrips, axis_weights, plan_axis
+from foundation.tiling import RowStrips, axis_weights, plan_axis
 
 
 @pytest.mark.parametrize("n", [1, 40, 64, 65, 150, 170, 333, 1000, 4096])

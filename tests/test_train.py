@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import train
-from data_sim.typed_config import ConfigError
-from segnet.config import RunConfig, dump_run_config, load_run_config
+from foundation.typed_config import ConfigError
+from segnet.training.config import RunConfig, dump_run_config, load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
@@ -28,7 +28,7 @@ def write_config(tmp_path, **overrides):
 
 
 def weights(run_dir, name="checkpoints/last.keras"):
-    from segnet.run_folder import load_model
+    from segnet.training.run_folder import load_model
 
     model = load_model(Path(run_dir) / name)
     return model, [np.asarray(w) for w in model.get_weights()]
@@ -108,7 +108,7 @@ def test_smoke_run_trains_and_describes_itself(tmp_path):
     assert yaml.safe_load((run_dir / "classes.yaml").read_text()) == list(config.classes)
     version = yaml.safe_load((run_dir / "code_version.yaml").read_text())
     assert version["keras_backend"] == "tensorflow" and "git_commit" in version
-    from segnet.model import model_class_names
+    from segnet.network.model import model_class_names
 
     model, _ = weights(run_dir, "model.keras")
     assert model_class_names(model) == config.classes
@@ -205,16 +205,16 @@ def test_smoke_trains_under_a_multi_worker_strategy(tmp_path):
 
 
 def test_strategies_check_the_backend(tmp_path):
-    from segnet.config import DistributeConfig
-    from segnet.distribute import distribution_scope
+    from segnet.training.config import DistributeConfig
+    from segnet.training.distribute import distribution_scope
 
     with pytest.raises(ConfigError, match="'data_parallel' needs the JAX backend, this process runs 'tensorflow'"):
         distribution_scope(DistributeConfig(strategy="data_parallel"))
 
 
 def test_warm_start_copies_layers_and_the_head_columns_of_shared_classes():
-    from segnet.model import build_segnet
-    from segnet.warm_start import transfer_weights
+    from segnet.network.model import build_segnet
+    from segnet.training.warm_start import transfer_weights
 
     sizes = dict(depth=2, base_filters=4, convs_per_level=1)
     import keras
@@ -249,8 +249,8 @@ def test_a_narrower_model_starts_from_the_strongest_channels():
     """
     import keras
 
-    from segnet.model import build_segnet
-    from segnet.warm_start import transfer_weights
+    from segnet.network.model import build_segnet
+    from segnet.training.warm_start import transfer_weights
 
     keras.utils.set_random_seed(3)
     wide = build_segnet(class_names=["CR", "OBJ"], depth=2, base_filters=6, convs_per_level=2)

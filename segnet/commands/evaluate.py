@@ -9,7 +9,7 @@
 
 Prints one markdown table per class (overall and per field family; for CR also
 astroscrappy/LACosmic on the same tiles), and writes into the run folder:
-``calibration.yaml`` (the pixel calibration, segnet/calibration.py, fitted on
+``calibration.yaml`` (the pixel calibration, segnet/calibration/pixel.py, fitted on
 ``--calibration-tiles`` tiles of the validation split; every figure is then that of the
 calibrated probabilities, and the report also gives the network's own AUC and MCC),
 ``thresholds.yaml`` (class -> threshold that maximises the MCC on ``--threshold-tiles``
@@ -23,7 +23,7 @@ photometry of stars under the masks, against LACosmic's masked median and the
 biharmonic fill, and the runtimes per 100 tiles; written to ``evaluation/`` (report.md,
 metrics.json, examples.png).
 
-With ``--real``, the model is measured on real frames instead (segnet/real/): contaminants
+With ``--real``, the model is measured on real frames instead (segnet/evaluation/real/): contaminants
 injected into each frame and recovered, star cores flagged, what it flags on the frame as it
 is; beside astroscrappy and, where installed, MaxiMask, deepCR and Cosmic-CoNN. Writes
 ``OUT/real_report.md``, ``OUT/real_metrics.json`` and a PNG per frame (default OUT: the run
@@ -98,9 +98,9 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from data_sim.generator import SampleSource
-    from data_sim.typed_config import ConfigError
-    from segnet.config import load_run_config
-    from segnet.run_folder import NoModelError, load_model, resolve_model
+    from foundation.typed_config import ConfigError
+    from segnet.training.config import load_run_config
+    from segnet.training.run_folder import NoModelError, load_model, resolve_model
 
     # --- What to evaluate: a model file and the run folder that describes it.
     try:
@@ -115,10 +115,10 @@ def main(argv=None) -> int:
         return evaluate_real(args, model_path, folder, config)
     from tqdm import tqdm
 
-    import segnet.evaluation as evaluation
-    import segnet.report as report
-    from segnet.calibration import FILE_NAME as CALIBRATION_FILE
-    from segnet.model import model_class_names
+    import segnet.evaluation.report as report
+    import segnet.evaluation.tiles as evaluation
+    from segnet.calibration.pixel import FILE_NAME as CALIBRATION_FILE
+    from segnet.network.model import model_class_names
 
     model = load_model(model_path)
     if tuple(model_class_names(model)) != tuple(config.classes):
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     validation = SampleSource(config.data_section, config.train.seed, split="validation")
     calibration = None
     if args.calibration_tiles:
-        from segnet.calibration import EPOCHS
+        from segnet.calibration.pixel import EPOCHS
 
         # One bar: the validation tiles through the network, then the perceptron's training epochs.
         with tqdm(
@@ -240,12 +240,12 @@ def main(argv=None) -> int:
 
 
 def evaluate_real(args, model_path, folder, config) -> int:
-    """The model (and astroscrappy, and the installed peers) on real frames; see segnet/real/."""
+    """The model (and astroscrappy, and the installed peers) on real frames; see segnet/evaluation/real/."""
     from pathlib import Path
 
-    from segnet.real.benchmark import run_benchmark
-    from segnet.real.devset import DevSetError, frames_to_evaluate
-    from segnet.real.tools import DEFAULT_PEERS, load_tools
+    from foundation.devset import DevSetError, frames_to_evaluate
+    from segnet.evaluation.real.benchmark import run_benchmark
+    from segnet.evaluation.real.tools import DEFAULT_PEERS, load_tools
 
     peers = DEFAULT_PEERS if args.peers is None else tuple(args.peers)
     from bench.peers import PEERS, VARIANTS
@@ -282,7 +282,7 @@ def evaluate_real(args, model_path, folder, config) -> int:
         draws=args.draws,
         progress=say,
     )
-    from segnet.real.report import tools_table
+    from segnet.evaluation.real.report import tools_table
 
     print("\n" + tools_table(doc, None))
     print(f"\nwrote {out}/ (real_report.md, real_metrics.json, a PNG per frame)")

@@ -31,7 +31,7 @@ _WORKER = {}  # per process: the FramePredictor, loaded once
 
 
 def parse_args(argv):
-    from segnet.inference import TileSettings
+    from foundation.tiling import TileSettings
 
     defaults = TileSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +116,7 @@ def parse_args(argv):
 
 
 def _build(model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None, runtime="auto"):
-    from segnet.prediction import FramePredictor
+    from segnet.serving.prediction import FramePredictor
 
     return FramePredictor(
         model_path,
@@ -133,7 +133,7 @@ def _job(
     path, options, model_path, folder, thresholds, priors, inpaint_model=None, inpaint_classes=None, runtime="auto"
 ):
     """Process one file in a worker (process pool or Dask); the model is loaded once per process."""
-    from segnet.fits_io import InputError
+    from foundation.fits_io import InputError
 
     key = (str(model_path), str(thresholds), str(priors), str(inpaint_model), inpaint_classes, runtime)
     if key not in _WORKER:
@@ -156,10 +156,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from segnet.fits_io import InputError, expand_inputs
-    from segnet.inference import TileSettings
-    from segnet.prediction import PredictOptions
-    from segnet.run_folder import DEFAULT_MODEL_DIR, NoModelError, resolve_model
+    from foundation.fits_io import InputError, expand_inputs
+    from foundation.tiling import TileSettings
+    from segnet.serving.prediction import PredictOptions
+    from segnet.training.run_folder import DEFAULT_MODEL_DIR, NoModelError, resolve_model
 
     try:
         model_path, folder = resolve_model(args.model or DEFAULT_MODEL_DIR)

@@ -5,8 +5,8 @@
     python train.py --resume runs/multiclass-20261122-013000   # continue an interrupted run
     python train.py --config inpaint.yaml               # the inpainting network (segnet/inpainting/)
 
-Settings come from the config only (see segnet/config.py); the run folder
-describes itself (segnet/run_folder.py). A resumed run reaches exactly the
+Settings come from the config only (see segnet/training/config.py); the run folder
+describes itself (segnet/training/run_folder.py). A resumed run reaches exactly the
 weights an uninterrupted one would: batches depend only on their indices and
 the checkpoint carries the optimizer state.
 """
@@ -20,7 +20,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
 
-from data_sim.typed_config import ConfigError  # noqa: E402
+from foundation.typed_config import ConfigError  # noqa: E402
 
 
 def parse_args(argv):
@@ -77,7 +77,7 @@ def segmentation_data(config, run):
     Returns (batches_for(first_index) -> PyDataset of one epoch, validation PyDataset).
     """
     from data_sim.generator import SampleSource
-    from segnet.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
+    from segnet.training.dataset import FixedBatches, TileBatches, loss_weights, measure_class_fractions
 
     train, section = config.train, config.data_section
     fractions = run.read_fractions()
@@ -149,11 +149,11 @@ def build_model(config):
         kernel_size=m.kernel_size,
     )
     if config.task == "inpaint":
-        from segnet.inpainting.network import MaskedMSE, build_inpainter
+        from segnet.network.inpainting import MaskedMSE, build_inpainter
 
         return build_inpainter(**sizes), MaskedMSE(delta=config.inpaint.huber_delta)
-    from segnet.losses import WeightedSigmoidCrossEntropy
-    from segnet.model import build_segnet
+    from segnet.network.model import build_segnet
+    from segnet.training.losses import WeightedSigmoidCrossEntropy
 
     return build_segnet(class_names=config.classes, **sizes), WeightedSigmoidCrossEntropy()
 
@@ -162,8 +162,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     # --- Settings: a new run from a config, or the config saved in the run being resumed.
-    from segnet.config import load_run_config
-    from segnet.run_folder import RunFolder, load_model
+    from segnet.training.config import load_run_config
+    from segnet.training.run_folder import RunFolder, load_model
 
     try:
         if args.resume:
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
 
     import keras
 
-    from segnet.distribute import distribution_scope
+    from segnet.training.distribute import distribution_scope
 
     keras.utils.set_random_seed(train.seed)
     if train.deterministic and keras.backend.backend() == "tensorflow":
@@ -209,8 +209,8 @@ def main(argv=None) -> int:
                 print("error: train.init_from: only a segmentation run can start from a trained model", file=sys.stderr)
                 return 2
             if train.init_from:
-                from segnet.run_folder import NoModelError, resolve_model
-                from segnet.warm_start import transfer_weights
+                from segnet.training.run_folder import NoModelError, resolve_model
+                from segnet.training.warm_start import transfer_weights
 
                 try:
                     source_file, _ = resolve_model(train.init_from)

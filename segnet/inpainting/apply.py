@@ -3,7 +3,7 @@
 ``CLEAN`` is the input where nothing is replaced, bit for bit (as float32: an
 integer or float32 input is copied exactly, a float64 one rounded to float32),
 and the network's prediction on the replaced pixels. Frames of any size go
-through the same tiles as prediction (``segnet.inference.run_tiles``), blended
+through the same tiles as prediction (``foundation.tiling.run_tiles``), blended
 with weights that sum to 1, in bounded memory.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segnet.inference import RowStrips, TileSettings, run_tiles
+from foundation.normalize import BackgroundGrid
+from foundation.tiling import RowStrips, TileSettings, run_tiles
 from segnet.inpainting.data import decode, encode, normalisation
-from segnet.inpainting.network import INPUT_CHANNELS, fold_batch_norm
-from segnet.normalize import BackgroundGrid
+from segnet.network.inpainting import INPUT_CHANNELS, fold_batch_norm
 
 __all__ = ["Inpainter", "resolve_inpaint_model", "STRIP"]
 
@@ -29,7 +29,7 @@ def resolve_inpaint_model(where: str | Path) -> Path:
 
     Raises ``run_folder.NoModelError`` naming the path and how to get one.
     """
-    from segnet.run_folder import NoModelError, resolve_model
+    from segnet.training.run_folder import NoModelError, resolve_model
 
     where = Path(where)
     try:
@@ -47,7 +47,7 @@ class Inpainter:
     """A loaded inpainting network and its identity (for FITS headers)."""
 
     def __init__(self, model_path: str | Path):
-        from segnet.run_folder import load_model
+        from segnet.training.run_folder import load_model
 
         self.model_path = Path(model_path)
         self.model = load_model(self.model_path)

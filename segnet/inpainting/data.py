@@ -15,7 +15,7 @@ bright star is still rebuilt to a small fraction of its noise. It comes from the
 input, never from the (noisy) truth, so the loss is minimised by the mean of the
 truth and fluxes come out unbiased (with the Huber loss, wherever the error stays
 within its quadratic zone: the truth's noise is at most 1 unit). What the network sees is ``asinh(f)`` (the
-SegNet's compression, ``segnet.dataset.to_network``), ``f / s`` and the mask.
+SegNet's compression, ``segnet.training.dataset.to_network``), ``f / s`` and the mask.
 
 Measured on the way there (same data, similar budgets): predicting ``asinh`` of
 the clean pixel from a zero-filled hole beat both baselines on MSE halfway through
@@ -25,7 +25,7 @@ correction to the 5x5 masked median in units of ``1 + max |f|`` beat the median
 but not the biharmonic fill, and next to saturated stars that linear unit turned
 small corrections into errors of hundreds of sigma.
 
-Batches depend only on their indices (see ``segnet.dataset``): sample ``i``
+Batches depend only on their indices (see ``segnet.training.dataset``): sample ``i``
 borrows the mask of the next sample of its batch, moved by a stream that depends
 only on (seed, split, i).
 """
@@ -37,9 +37,9 @@ import numpy as np
 from scipy import ndimage
 
 from data_sim.generator import Sample, SampleSource, iter_samples
+from foundation.normalize import BackgroundGrid
 from segnet.inpainting.baselines import biharmonic
 from segnet.inpainting.masks import mask_rng, replace_mask, training_mask, usable_pixels
-from segnet.normalize import BackgroundGrid
 
 __all__ = [
     "encode",
@@ -162,7 +162,7 @@ class InpaintBatches(keras.utils.PyDataset):
     def __init__(
         self, source: SampleSource, *, first_index: int, n_batches: int, batch_size: int, inpaint, workers: int = 0
     ):
-        # Threads, not processes (see segnet.dataset.TileBatches); ordered output keeps runs exact.
+        # Threads, not processes (see segnet.training.dataset.TileBatches); ordered output keeps runs exact.
         super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=4)
         if not source.clean:
             raise ValueError("`source` must be made with clean=True")

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
-from segnet.evaluation import tile_batches
+from foundation.normalize import BackgroundGrid
+from segnet.evaluation.tiles import tile_batches
 from segnet.inpainting.baselines import biharmonic, masked_median
 from segnet.inpainting.masks import replace_mask, usable_pixels
-from segnet.normalize import BackgroundGrid
 
 __all__ = ["METHODS", "InpaintEvaluation", "evaluate_inpainting", "examples", "tile_errors", "star_errors"]
 
