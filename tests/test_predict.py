@@ -221,7 +221,7 @@ def test_bad_files_fail_one_line_each_and_the_rest_is_written(run_dir, tmp_path,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.mask.fits"]  # no partial file
 
 
-def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch):
+def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch, capsys):
     import segnet.serving.prediction as prediction
 
     def interrupted(*args, **kwargs):
@@ -229,8 +229,8 @@ def test_an_interrupted_write_leaves_no_output(run_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(prediction, "predict_frame", interrupted)
     src = write(tmp_path / "f.fits", frame())
-    with pytest.raises(KeyboardInterrupt):
-        run(run_dir, src, "-o", tmp_path / "out")
+    assert run(run_dir, src, "-o", tmp_path / "out") == 130  # Ctrl-C: one line, no traceback
+    assert capsys.readouterr().err == "\ninterrupted: 0 of 1 written; the file being written was removed\n"
     assert list((tmp_path / "out").iterdir()) == []
 
 

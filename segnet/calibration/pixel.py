@@ -4,23 +4,21 @@ Why a second stage:
 
 - The network is trained on a loss weighted by inverse class frequency, so its
   sigmoid outputs overstate rare classes: they are scores, not probabilities.
-- SegNet's decoder sees full resolution only through the pooling switches. On the
-  epoch-24 default model, plain noise pixels (no contaminant, 1-3 sigma) got
-  single-pixel spikes of hot-pixel probability, p ~ 0.9, about 35 per 256x256 tile.
-  A single-pixel class needs the pixel's own contrast, which the decoder has lost.
+- SegNet's decoder sees full resolution only through the pooling switches, so plain
+  noise pixels can get single-pixel spikes of hot-pixel probability. A single-pixel
+  class needs the pixel's own contrast, which the decoder has lost.
 
 A small multilayer perceptron, shared by all classes, maps features of each pixel
 to the probability of every class: the logits of all the network's classes and the
 pixel against its 8 neighbours, in the network's input units
 (``asinh((image - background) / sigma)``). Two hidden layers of ReLUs: a hot pixel
 and a small cosmic-ray hit differ in how the neighbours' pattern combines with the
-logits, which a per-class logistic regression (this module's first version) could
-not express. It is fitted by weighted maximum likelihood (Adam) on validation tiles
-at their natural class frequencies (``evaluate.py``), so the result is calibrated.
+logits, which a per-class logistic regression cannot express. It is fitted by weighted
+maximum likelihood (Adam) on validation tiles at their natural class frequencies (``evaluate.py``), so the result is calibrated.
 Besides, each class's logit averaged over a ``CONTEXT`` x ``CONTEXT`` box around the
 pixel: fringes and faint object wings are extended, and whether a pixel lies among
-others of its class tells what its own 2-sigma truth cut cannot (on 48 test tiles of
-the epoch-37 network: best MCC FRG 0.65 -> 0.71, AUC OBJ 0.9901 -> 0.9913).
+others of its class tells what its own 2-sigma truth cut cannot (docs/decisions.md has
+the measurements behind each of these choices).
 It costs three small matrix products per pixel and a box sum of the logits.
 
 ``calibration.yaml`` in a model's folder holds the weights; ``predict.py`` and

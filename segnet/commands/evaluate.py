@@ -33,10 +33,9 @@ folder's ``evaluation/real/``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from foundation.process import set_verbose, stop_on_sigterm
 
 
 def parse_args(argv):
@@ -60,6 +59,7 @@ def parse_args(argv):
     parser.add_argument("--no-baseline", action="store_true", help="skip astroscrappy (LACosmic)")
     parser.add_argument("--tile", type=int, default=256, help="inpainting runs: test tile side, px (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="let TensorFlow's start-up log lines through")
     parser.add_argument(
         "--real",
         nargs="?",
@@ -97,28 +97,44 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from data_sim.generator import SampleSource
+    set_verbose(args.verbose)
+    stop_on_sigterm()
     from foundation.typed_config import ConfigError
     from segnet.training.config import load_run_config
-    from segnet.training.run_folder import NoModelError, load_model, resolve_model
+    from segnet.training.run_folder import NoModelError, resolve_model
 
-    # --- What to evaluate: a model file and the run folder that describes it.
+    # What to evaluate: a model file and the run folder that describes it.
     try:
         model_path, folder = resolve_model(args.run)
         config, _ = load_run_config(folder / "config.yaml")
     except (NoModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if config.task == "inpaint":
-        return evaluate_inpainting(args, model_path, folder, config)
-    if args.real is not None:
-        return evaluate_real(args, model_path, folder, config)
+    try:
+        if config.task == "inpaint":
+            return evaluate_inpainting(args, model_path, folder, config)
+        if args.real is not None:
+            return evaluate_real(args, model_path, folder, config)
+        return evaluate_simulated(args, model_path, folder, config)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: results are written only when the evaluation finishes; none were",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+
+
+def evaluate_simulated(args, model_path, folder, config) -> int:
+    """The segmentation model on held-out simulated tiles: calibration, thresholds, tables and files."""
     from tqdm import tqdm
 
     import segnet.evaluation.report as report
     import segnet.evaluation.tiles as evaluation
+    from data_sim.generator import SampleSource
     from segnet.calibration.pixel import FILE_NAME as CALIBRATION_FILE
     from segnet.network.model import model_class_names
+    from segnet.training.run_folder import load_model
 
     model = load_model(model_path)
     if tuple(model_class_names(model)) != tuple(config.classes):

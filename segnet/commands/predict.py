@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from foundation.process import set_verbose, stop_on_sigterm
 
 _WORKER = {}  # per process: the FramePredictor, loaded once
 
@@ -93,6 +93,7 @@ def parse_args(argv):
         help="what runs the network: ONNX Runtime (auto, when installed) or Keras; same probabilities",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="let TensorFlow's start-up log lines through")
     args = parser.parse_args(argv)
     if args.inpaint_classes is not None:
         args.inpaint_classes = tuple(n.strip() for n in args.inpaint_classes.split(",") if n.strip())
@@ -154,11 +155,44 @@ def _threads_for(workers: int):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tqdm import tqdm
+    set_verbose(args.verbose)
+    stop_on_sigterm()
+    from foundation.fits_io import expand_inputs
+    from segnet.training.run_folder import NoModelError
 
-    from foundation.fits_io import InputError, expand_inputs
-    from foundation.tiling import TileSettings
-    from segnet.serving.prediction import PredictOptions
+    try:
+        model_path, folder, inpaint_model = find_models(args)
+    except NoModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    files, failures = expand_inputs(args.inputs)
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        print(f"error: -o {outdir}: exists and is not a folder", file=sys.stderr)
+        return 2
+    outdir.mkdir(parents=True, exist_ok=True)
+    options = options_of(args, outdir)
+    job_args = (options, model_path, folder, args.thresholds, args.priors, inpaint_model, args.inpaint_classes)
+    job_args += (args.runtime,)
+    results = []
+    try:
+        run_jobs(args, files, job_args, results)
+    except ValueError as exc:  # bad --thresholds / --priors / --inpaint-classes: nothing can be processed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        written = sum(1 for _, out, _ in results if out)
+        print(f"\ninterrupted: {written} of {len(files)} written; the file being written was removed", file=sys.stderr)
+        return 130
+    failures += [error for _, _, error in results if error]
+    print("".join(f"error: {error}\n" for error in failures), end="", file=sys.stderr)
+    written = sum(1 for _, out, _ in results if out)
+    print(f"{written} written to {outdir}, {len(failures)} failed", flush=True)
+    return 1 if failures else 0
+
+
+def find_models(args):
+    """(segmentation model file, its folder, inpainting model or None); NoModelError says what is missing."""
     from segnet.training.run_folder import DEFAULT_MODEL_DIR, NoModelError, resolve_model
 
     try:
@@ -172,24 +206,22 @@ def main(argv=None) -> int:
                 "'python train.py --config multiclass.yaml' and pass --model runs/<run>)"
             )
         )
-        print(f"error: {exc}{hint}", file=sys.stderr)
-        return 2
-    inpaint_model = None
-    if args.inpaint:
-        from segnet.inpainting.apply import resolve_inpaint_model
+        raise NoModelError(f"{exc}{hint}") from None
+    if not args.inpaint:
+        return model_path, folder, None
+    from segnet.inpainting.apply import resolve_inpaint_model
 
-        try:
-            inpaint_model = resolve_inpaint_model(args.inpaint_model or folder / "inpaint")
-        except NoModelError as exc:
-            print(f"error: --inpaint: {exc}", file=sys.stderr)
-            return 2
-    files, failures = expand_inputs(args.inputs)
-    outdir = Path(args.outdir)
-    if outdir.exists() and not outdir.is_dir():
-        print(f"error: -o {outdir}: exists and is not a folder", file=sys.stderr)
-        return 2
-    outdir.mkdir(parents=True, exist_ok=True)
-    options = PredictOptions(
+    try:
+        return model_path, folder, resolve_inpaint_model(args.inpaint_model or folder / "inpaint")
+    except NoModelError as exc:
+        raise NoModelError(f"--inpaint: {exc}") from None
+
+
+def options_of(args, outdir: Path):
+    from foundation.tiling import TileSettings
+    from segnet.serving.prediction import PredictOptions
+
+    return PredictOptions(
         outdir=outdir,
         hdu=args.hdu,
         all_hdus=args.all_hdus,
@@ -199,65 +231,54 @@ def main(argv=None) -> int:
         bad_pixel_mask=args.bad_pixel_mask,
         settings=TileSettings(args.tile, args.margin, args.blend, args.batch_size),
     )
-    job_args = (
-        options,
-        model_path,
-        folder,
-        args.thresholds,
-        args.priors,
-        inpaint_model,
-        args.inpaint_classes,
-        args.runtime,
-    )
-    results = []
-    try:
-        if args.scheduler:
-            from dask.distributed import Client, as_completed
 
-            with (
-                Client(args.scheduler) as client,
-                tqdm(total=len(files), desc="files", disable=args.quiet, file=sys.stdout) as bar,
-            ):
-                futures = client.map(_job, [str(f) for f in files], *[[a] * len(files) for a in job_args], pure=False)
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    bar.update(1)
-        elif args.workers:
-            import concurrent.futures as cf
-            import multiprocessing
 
-            _threads_for(args.workers)
-            context = multiprocessing.get_context("spawn")
-            with (
-                cf.ProcessPoolExecutor(args.workers, mp_context=context) as pool,
-                tqdm(total=len(files), desc="files", disable=args.quiet, file=sys.stdout) as bar,
-            ):
-                futures = [pool.submit(_job, str(f), *job_args) for f in files]
-                for future in cf.as_completed(futures):
-                    results.append(future.result())
-                    bar.update(1)
-        else:
-            predictor = _build(*job_args[1:])
-            single = len(files) == 1
-            total = predictor.tiles(files[0], options) if single else len(files)
-            with tqdm(total=total, desc="tiles" if single else "files", disable=args.quiet, file=sys.stdout) as bar:
-                for f in files:
-                    try:
-                        out = predictor.process(f, options, progress=bar.update if single else None)
-                        results.append((str(f), str(out), None))
-                    except InputError as exc:
-                        results.append((str(f), None, str(exc)))
-                    if not single:
-                        bar.update(1)
-    except ValueError as exc:  # bad --thresholds / --priors / --inpaint-classes: nothing can be processed
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    failures += [error for _, _, error in results if error]
-    for error in failures:
-        print(f"error: {error}", file=sys.stderr)
-    written = sum(1 for _, out, _ in results if out)
-    print(f"{written} written to {outdir}, {len(failures)} failed", flush=True)
-    return 1 if failures else 0
+def run_jobs(args, files, job_args, results: list) -> None:
+    """Every file through a FramePredictor: here, in worker processes or on a Dask cluster.
+
+    Appends (input, output or None, error or None) to ``results`` as files finish.
+    """
+    from tqdm import tqdm
+
+    from foundation.fits_io import InputError
+
+    def bar_of(total, desc):
+        return tqdm(total=total, desc=desc, disable=args.quiet, file=sys.stdout)
+
+    if args.scheduler:
+        from dask.distributed import Client, as_completed
+
+        with Client(args.scheduler) as client, bar_of(len(files), "files") as bar:
+            futures = client.map(_job, [str(f) for f in files], *[[a] * len(files) for a in job_args], pure=False)
+            for future in as_completed(futures):
+                results.append(future.result())
+                bar.update(1)
+        return
+    if args.workers:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        _threads_for(args.workers)
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(args.workers, mp_context=context) as pool, bar_of(len(files), "files") as bar:
+            futures = [pool.submit(_job, str(f), *job_args) for f in files]
+            for future in cf.as_completed(futures):
+                results.append(future.result())
+                bar.update(1)
+        return
+    options = job_args[0]
+    predictor = _build(*job_args[1:])
+    single = len(files) == 1
+    total = predictor.tiles(files[0], options) if single else len(files)
+    with bar_of(total, "tiles" if single else "files") as bar:
+        for f in files:
+            try:
+                out = predictor.process(f, options, progress=bar.update if single else None)
+                results.append((str(f), str(out), None))
+            except InputError as exc:
+                results.append((str(f), None, str(exc)))
+            if not single:
+                bar.update(1)
 
 
 if __name__ == "__main__":

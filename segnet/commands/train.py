@@ -14,13 +14,11 @@ the checkpoint carries the optimizer state.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter hides the progress
-
-from foundation.typed_config import ConfigError  # noqa: E402
+from foundation.process import Interrupted, import_keras, set_verbose, stop_asked, stop_on_sigterm
+from foundation.typed_config import ConfigError
 
 
 def parse_args(argv):
@@ -36,6 +34,7 @@ def parse_args(argv):
         help="stop after this many epochs in this invocation (continue later with --resume)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="let TensorFlow's start-up log lines through")
     args = parser.parse_args(argv)
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after: must be >= 1, got {args.stop_after}")
@@ -59,16 +58,45 @@ def learning_rate(train):
     )
 
 
-def RunProgress(total_epochs):
-    """Keras' progress bar, numbering epochs out of the whole run (fit() runs one epoch at a time)."""
-    import keras
+class RunProgress:
+    """One progress bar over every step left in this invocation, so its ETA is the run's, not the epoch's.
 
-    class _RunProgress(keras.callbacks.ProgbarLogger):
-        def set_params(self, params):
-            super().set_params(params)
-            self.epochs = total_epochs
+    ``callback`` is the Keras callback that advances it. On a terminal the bar redraws in place;
+    into a file (a background run's log) it is off, and each epoch prints one line instead.
+    """
 
-    return _RunProgress()
+    def __init__(self, first_epoch: int, last_epoch: int, steps_per_epoch: int, *, quiet: bool):
+        import keras
+        from tqdm import tqdm
+
+        self.quiet = quiet
+        self.bar = tqdm(
+            total=(last_epoch - first_epoch) * steps_per_epoch,
+            desc=f"epochs {first_epoch + 1}-{last_epoch}",
+            unit="step",
+            disable=quiet or not sys.stdout.isatty(),
+            file=sys.stdout,
+        )
+        outer = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                outer.bar.update(1)
+                if logs and "loss" in logs:
+                    outer.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+        self.callback = _Callback()
+
+    def epoch_line(self, epoch: int, epochs: int, metrics: dict) -> None:
+        if not self.quiet:
+            losses = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("loss", "val_loss") if k in metrics)
+            self.bar.write(f"epoch {epoch + 1}/{epochs}: {losses}, {metrics['seconds']:.0f} s")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def segmentation_data(config, run):
@@ -160,97 +188,113 @@ def build_model(config):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # --- Settings: a new run from a config, or the config saved in the run being resumed.
-    from segnet.training.config import load_run_config
-    from segnet.training.run_folder import RunFolder, load_model
-
+    set_verbose(args.verbose)
+    stop_on_sigterm()
     try:
-        if args.resume:
-            run = RunFolder.open(args.resume)
-            config = run.config
-        else:
-            config, path = load_run_config(args.config)
-            run = RunFolder.create(config, name=path.stem, path=args.run_dir)
-    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    train = config.train
-    print(f"run folder: {run.path}", flush=True)
+        run, config = open_run(args)
+        print(f"run folder: {run.path}", flush=True)
+        keras = import_keras()
+        keras.utils.set_random_seed(config.train.seed)
+        if config.train.deterministic and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
 
-    import keras
-
-    from segnet.training.distribute import distribution_scope
-
-    keras.utils.set_random_seed(train.seed)
-    if train.deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-
-    # --- Data: batches fixed by their indices, a fixed validation set; the task decides what they hold.
-    try:
+            tf.config.experimental.enable_op_determinism()
         batches_for, validation = (
             inpainting_data(config) if config.task == "inpaint" else segmentation_data(config, run)
         )
-    except ValueError as exc:
+        model = prepare_model(config, run)
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-    # --- Model: new, or the last checkpoint with its optimizer state.
-    start_epoch = run.epochs_done
-    with distribution_scope(config.distribute):
-        if start_epoch > 0:
-            model = load_model(run.checkpoint)
-            print(f"resuming after epoch {start_epoch} from {run.checkpoint}", flush=True)
-        else:
-            model, loss = build_model(config)
-            if train.init_from and config.task == "inpaint":
-                print("error: train.init_from: only a segmentation run can start from a trained model", file=sys.stderr)
-                return 2
-            if train.init_from:
-                from segnet.training.run_folder import NoModelError, resolve_model
-                from segnet.training.warm_start import transfer_weights
-
-                try:
-                    source_file, _ = resolve_model(train.init_from)
-                except NoModelError as exc:
-                    print(f"error: train.init_from: {exc}", file=sys.stderr)
-                    return 2
-                print(
-                    f"initial weights from {source_file}: {transfer_weights(load_model(source_file), model).summary()}",
-                    flush=True,
-                )
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)), loss=loss, jit_compile=False)
-    callbacks = [] if args.quiet else [RunProgress(train.epochs)]
-    if keras.backend.backend() == "tensorflow":
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard")))
-
-    # --- Loop: one fit() per epoch on batches fixed by their indices; checkpoint after each.
-    last_epoch = train.epochs if args.stop_after is None else min(train.epochs, start_epoch + args.stop_after)
-    samples_per_epoch = train.steps_per_epoch * train.batch_size
-    for epoch in range(start_epoch, last_epoch):
-        batches = batches_for(epoch * samples_per_epoch)
-        start = time.perf_counter()
-        history = model.fit(
-            batches,
-            validation_data=validation,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            callbacks=callbacks,
-            verbose=0 if args.quiet else 1,
-            shuffle=False,
+    last_epoch = (
+        config.train.epochs if args.stop_after is None else min(config.train.epochs, run.epochs_done + args.stop_after)
+    )
+    try:
+        train_epochs(model, run, config, batches_for, validation, last_epoch, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: {run.epochs_done} epochs are saved in {run.path}; continue with: "
+            f"python train.py --resume {run.path}",
+            file=sys.stderr,
+            flush=True,
         )
-        metrics = {k: v[-1] for k, v in history.history.items()}
-        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        metrics["seconds"] = time.perf_counter() - start
-        run.record_epoch(model, epoch, metrics)
-    if last_epoch == train.epochs:
+        return 130
+    if last_epoch == config.train.epochs:
         run.finish(model)
         print(f"done: {run.model_file}", flush=True)
     else:
         print(f"stopped after epoch {last_epoch}; continue with: python train.py --resume {run.path}", flush=True)
     return 0
+
+
+def open_run(args):
+    """(run folder, config): a new run from ``--config``, or the one being resumed with the config it saved."""
+    from segnet.training.config import load_run_config
+    from segnet.training.run_folder import RunFolder
+
+    if args.resume:
+        run = RunFolder.open(args.resume)
+        return run, run.config
+    config, path = load_run_config(args.config)
+    return RunFolder.create(config, name=path.stem, path=args.run_dir), config
+
+
+def prepare_model(config, run):
+    """A compiled model: the last checkpoint with its optimizer state, or a new one (warm-started if asked)."""
+    import keras
+
+    from segnet.training.distribute import distribution_scope
+    from segnet.training.run_folder import NoModelError, load_model, resolve_model
+    from segnet.training.warm_start import transfer_weights
+
+    train = config.train
+    with distribution_scope(config.distribute):
+        if run.epochs_done > 0:
+            print(f"resuming after epoch {run.epochs_done} from {run.checkpoint}", flush=True)
+            return load_model(run.checkpoint)
+        model, loss = build_model(config)
+        if train.init_from and config.task == "inpaint":
+            raise ValueError("train.init_from: only a segmentation run can start from a trained model")
+        if train.init_from:
+            try:
+                source_file, _ = resolve_model(train.init_from)
+            except NoModelError as exc:
+                raise ValueError(f"train.init_from: {exc}") from None
+            report = transfer_weights(load_model(source_file), model).summary()
+            print(f"initial weights from {source_file}: {report}", flush=True)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate(train)), loss=loss, jit_compile=False)
+    return model
+
+
+def train_epochs(model, run, config, batches_for, validation, last_epoch: int, *, quiet: bool) -> None:
+    """One fit() per epoch on batches fixed by their indices; a checkpoint after each."""
+    import keras
+
+    train = config.train
+    progress = RunProgress(run.epochs_done, last_epoch, train.steps_per_epoch, quiet=quiet)
+    callbacks = [progress.callback]
+    if keras.backend.backend() == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard")))
+    samples_per_epoch = train.steps_per_epoch * train.batch_size
+    with progress:
+        for epoch in range(run.epochs_done, last_epoch):
+            start = time.perf_counter()
+            history = model.fit(
+                batches_for(epoch * samples_per_epoch),
+                validation_data=validation,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+            )
+            if stop_asked():  # SIGTERM inside fit(), whose exception a library may have swallowed
+                raise Interrupted()
+            metrics = {k: v[-1] for k, v in history.history.items()}
+            metrics["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            metrics["seconds"] = time.perf_counter() - start
+            run.record_epoch(model, epoch, metrics)
+            progress.epoch_line(epoch, train.epochs, metrics)
 
 
 if __name__ == "__main__":

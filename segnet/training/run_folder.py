@@ -237,7 +237,9 @@ def resolve_model(where: str | Path | None = None) -> tuple[Path, Path]:
 
 def load_model(path: str | Path):
     """Load a .keras model with the project's layers and loss registered."""
-    import keras
+    from foundation.process import import_keras
+
+    keras = import_keras()
 
     import segnet.network.inpainting  # noqa: F401  (registers the inpainting loss)
     import segnet.network.layers  # noqa: F401  (registers the custom layers)
