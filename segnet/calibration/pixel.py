@@ -14,7 +14,8 @@ pixel against its 8 neighbours, in the network's input units
 (``asinh((image - background) / sigma)``). Two hidden layers of ReLUs: a hot pixel
 and a small cosmic-ray hit differ in how the neighbours' pattern combines with the
 logits, which a per-class logistic regression cannot express. It is fitted by weighted
-maximum likelihood (Adam) on validation tiles at their natural class frequencies (``evaluate.py``), so the result is calibrated.
+maximum likelihood (Adam) on validation tiles at their natural class frequencies
+(``evaluate.py``), so the result is calibrated.
 Besides, each class's logit averaged over a ``CONTEXT`` x ``CONTEXT`` box around the
 pixel: fringes and faint object wings are extended, and whether a pixel lies among
 others of its class tells what its own 2-sigma truth cut cannot (docs/decisions.md has
