@@ -1,5 +1,7 @@
 """The prediction's output file, as docs/CONTRACT.md fixes it: PROB, FLAGS and CLEAN HDUs and their headers.
 
+Every header card the output file carries is written here.
+
 Outputs are written into a temporary file in the output folder and renamed at the end
 (``segnet.serving.prediction``), so an interrupted run leaves no partial file.
 """
@@ -56,6 +58,66 @@ def clean_header(plane: ImagePlane, replaced, identity: dict, inpaint_identity: 
     for key, (value, comment) in {**identity, **inpaint_identity}.items():
         header[key] = (value, comment)
     return header
+
+
+def primary_header(input_name: str, identity: dict) -> fits.Header:
+    """The primary HDU's cards: the input file's name and the model's identity."""
+    primary = fits.Header()
+    # FITS cards hold printable ASCII: other characters of the name are written as escapes (\\xe9).
+    primary["INFILE"] = (input_name.encode("ascii", "backslashreplace").decode("ascii")[-68:], "input file")
+    for key, (value, comment) in identity.items():
+        primary[key] = (value, comment)
+    return primary
+
+
+def plane_headers(
+    plane: ImagePlane,
+    classes,
+    thresholds,
+    identity: dict,
+    *,
+    priors: str | None = None,
+    replaced=None,
+    inpaint_identity: dict | None = None,
+) -> list[fits.Header]:
+    """Headers of one input plane's HDUs, every card already in place: [PROB, FLAGS] (+ [CLEAN]).
+
+    ``priors``: None, "fixed" (--priors FILE) or "auto" (the frame's own, by EM: PRIOR1 ... get
+    their values later, ``record_priors``); ``replaced``: the classes CLEAN replaces (with
+    --inpaint). Cards whose values come after the prediction (NNONFIN, PRIORk, NREPL) are
+    written now with a placeholder so that the header never has to grow in the file.
+    """
+    prob, flags = output_headers(plane, classes, thresholds, identity)
+    outputs = [prob, flags]
+    if replaced is not None:
+        outputs.append(clean_header(plane, replaced, identity, inpaint_identity or {}))
+    for h in outputs:
+        h["INHDU"] = (plane.index, "input HDU index")
+        h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
+    for h in (prob, flags):
+        h["NNONFIN"] = (0, "non-finite input pixels (predicted 0)")
+        if priors == "fixed":
+            h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
+        if priors == "auto":
+            h["PRIORADJ"] = (True, "moved to the frame's own class fractions (EM)")
+            for j, name in enumerate(classes, start=1):
+                h[f"PRIOR{j}"] = (0.0, f"{name} fraction of this frame (EM)")
+    return outputs
+
+
+def record_nonfinite(headers, count: int) -> None:
+    for header in headers:
+        header["NNONFIN"] = int(count)
+
+
+def record_priors(headers, fractions) -> None:
+    for header in headers:
+        for j, value in enumerate(fractions, start=1):
+            header[f"PRIOR{j}"] = float(value)
+
+
+def record_replaced(header, count: int) -> None:
+    header["NREPL"] = int(count)
 
 
 def _structural(first: tuple, bitpix: int, axes: tuple[int, ...], cards: fits.Header | None) -> fits.Header:

@@ -25,7 +25,15 @@ from foundation.fits_io import InputError, describe_fits_error, open_input, outp
 from foundation.tiling import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.calibration.pixel import folder_calibration
 from segnet.evaluation.metrics import adjust_priors
-from segnet.serving.output import clean_header, compress_file, create_output, output_headers
+from segnet.serving.output import (
+    compress_file,
+    create_output,
+    plane_headers,
+    primary_header,
+    record_nonfinite,
+    record_priors,
+    record_replaced,
+)
 from segnet.serving.priors import PriorEstimator
 from segnet.training.run_folder import read_mapping
 
@@ -246,29 +254,16 @@ class FramePredictor:
         return n_bad, mask, lo == hi
 
     def _write(self, path, hdul, planes, tmp, options, progress):
-        primary = fits.Header()
-        # FITS cards hold printable ASCII: other characters of the name are written as escapes (\\xe9).
-        primary["INFILE"] = (path.name.encode("ascii", "backslashreplace").decode("ascii")[-68:], "input file")
-        for key, (value, comment) in self.identity.items():
-            primary[key] = (value, comment)
+        primary = primary_header(path.name, self.identity)
+        priors = "auto" if self.auto_priors else ("fixed" if self.priors else None)
+        inpaint = dict(replaced=self.replaced, inpaint_identity=self.inpainter.identity) if self.inpainter else {}
         headers, cleans = [], ([] if self.inpainter else None)
         for plane in planes:
-            prob, flags = output_headers(plane, self.classes, self.thresholds, self.identity)
-            outputs = [prob, flags]
+            prob, flags, *clean = plane_headers(
+                plane, self.classes, self.thresholds, self.identity, priors=priors, **inpaint
+            )
             if self.inpainter:
-                outputs.append(clean_header(plane, self.replaced, self.identity, self.inpainter.identity))
-                cleans.append(outputs[-1])
-            for h in outputs:
-                h["INHDU"] = (plane.index, "input HDU index")
-                h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")
-            for h in (prob, flags):
-                h["NNONFIN"] = (0, "non-finite input pixels (predicted 0)")  # counted below
-                if self.priors:
-                    h["PRIORADJ"] = (True, "moved to expected class fractions (Bayes)")
-                if self.auto_priors:  # the cards exist before the data is written: no header resize later
-                    h["PRIORADJ"] = (True, "moved to the frame's own class fractions (EM)")
-                    for j, name in enumerate(self.classes, start=1):
-                        h[f"PRIOR{j}"] = (0.0, f"{name} fraction of this frame (EM)")
+                cleans.append(clean[0])
             headers.append((prob, flags, plane.shape))
         create_output(tmp, headers, len(self.classes), primary, cleans)
         per_plane = 3 if self.inpainter else 2
@@ -276,13 +271,13 @@ class FramePredictor:
             for k, plane in enumerate(planes):
                 n_bad, mask, constant = self._scan(path, plane, options)
                 prob_hdu, flags_hdu = out[1 + per_plane * k], out[2 + per_plane * k]
-                prob_hdu.header["NNONFIN"] = flags_hdu.header["NNONFIN"] = n_bad
+                record_nonfinite((prob_hdu.header, flags_hdu.header), n_bad)
                 prob, flags = prob_hdu.data, flags_hdu.data
                 if constant:  # no pixel differs from another: nothing can be a contaminant (or an object)
                     print(f"warning: {path}: HDU {plane.index} is constant: nothing flagged", file=sys.stderr)
                     if self.inpainter:  # nothing to replace: CLEAN is the input
                         clean_hdu = out[3 + per_plane * k]
-                        clean_hdu.header["NREPL"] = 0
+                        record_replaced(clean_hdu.header, 0)
                         for y in range(0, plane.shape[0], STRIP):
                             clean_hdu.data[y : y + STRIP] = plane.data[y : y + STRIP]
                     continue
@@ -302,10 +297,7 @@ class FramePredictor:
                     progress=batch_done,
                 )
                 if self.auto_priors:
-                    frame_priors = self.adjust_to_frame(plane.data, prob)
-                    for header in (prob_hdu.header, flags_hdu.header):
-                        for j, value in enumerate(frame_priors, start=1):
-                            header[f"PRIOR{j}"] = float(value)
+                    record_priors((prob_hdu.header, flags_hdu.header), self.adjust_to_frame(plane.data, prob))
                 for y in range(0, plane.shape[0], STRIP):
                     p = prob[:, y : y + STRIP]
                     np.clip(p, 0.0, 1.0, out=p)  # blending sums of float32 can overshoot 1 by an ulp
@@ -339,7 +331,7 @@ class FramePredictor:
         replace = np.empty(plane.shape, bool)
         for y in range(0, plane.shape[0], STRIP):
             replace[y : y + STRIP] = (flags[y : y + STRIP] & chosen) != 0
-        clean_hdu.header["NREPL"] = int(replace.sum())
+        record_replaced(clean_hdu.header, int(replace.sum()))
         clean = clean_hdu.data
 
         def batch_done(n_tiles):
