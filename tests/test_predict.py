@@ -456,3 +456,17 @@ def test_tile_options_are_checked_before_the_model_loads(tmp_path, capsys, optio
     with pytest.raises(SystemExit) as stop:
         predict.main([str(src), "-o", str(tmp_path), "--model", str(tmp_path / "no-model-here"), option, value])
     assert stop.value.code == 2 and message in capsys.readouterr().err  # the missing model is never reached
+
+
+def test_a_bad_pixel_mask_of_the_wrong_shape_or_without_an_image_is_one_line(run_dir, tmp_path, capsys):
+    src = write(tmp_path / "f.fits", frame())
+    write(tmp_path / "small.fits", np.zeros((10, 10), np.uint8))
+    write(tmp_path / "cube.fits", np.zeros((2, 90, 77), np.uint8))
+    for mask, reason in (("small.fits", "has shape (10, 10), the image (90, 77)"), ("cube.fits", "holds no 2-D image")):
+        assert run(run_dir, src, "-o", tmp_path / "out", "--bad-pixel-mask", tmp_path / mask) == 1
+        err = capsys.readouterr().err
+        assert err == f"error: {src}: --bad-pixel-mask {tmp_path / mask} {reason}\n"
+    bad = np.zeros((90, 77), np.uint8)
+    bad[:, :10] = 1
+    write(tmp_path / "mask.fits", bad)
+    assert run(run_dir, src, "-o", tmp_path / "out", "--bad-pixel-mask", tmp_path / "mask.fits") == 0

@@ -222,10 +222,11 @@ class FramePredictor:
             return None
         with fits.open(options.bad_pixel_mask) as hdul:
             data = next((h.data for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2), None)
-        if data is None or data.shape != plane.shape:
-            got = None if data is None else data.shape
+        if data is None:
+            raise InputError(f"{path}: --bad-pixel-mask {options.bad_pixel_mask} holds no 2-D image")
+        if data.shape != plane.shape:
             raise InputError(
-                f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {got}, the image {plane.shape}"
+                f"{path}: --bad-pixel-mask {options.bad_pixel_mask} has shape {data.shape}, the image {plane.shape}"
             )
         return data != 0
 
