@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
+import evaluate
 import train
 from data_sim.config import load_sim_section
 from data_sim.generator import SampleSource
-from foundation.classes import INJECTED
+from foundation.classes import CLASS_NAMES, INJECTED
 from foundation.typed_config import ConfigError
 from segnet.inpainting.apply import Inpainter, compose, resolve_inpaint_model
 from segnet.inpainting.baselines import biharmonic, masked_median
@@ -445,3 +446,49 @@ def test_the_inpainter_trains_under_jax_and_loads_under_tensorflow(tmp_path):
     replace[10, 3:30] = True
     out = inpainter.image(image, replace)
     assert np.isfinite(out).all() and np.array_equal(out[~replace], image[~replace])
+
+
+def test_masks_grow_by_whole_pixels_and_flags_choose_the_classes():
+    from segnet.inpainting.masks import flagged_mask, grow
+
+    mask = np.zeros((9, 9), bool)
+    mask[4, 4] = True
+    assert grow(mask, 0).sum() == 1 and grow(mask, 1).sum() == 9 and grow(mask, 2).sum() == 25
+    with pytest.raises(ValueError, match="--inpaint-grow: must be >= 0 px, got -1"):
+        grow(mask, -1)
+    flags = np.zeros((9, 9), np.int32)
+    flags[1, 1], flags[7, 7] = 1, 2**9  # CR, OBJ
+    chosen = flagged_mask(flags, CLASS_NAMES, ("CR", "HPX"), 1)
+    assert chosen[:3, :3].all() and chosen.sum() == 9  # OBJ is never replaced
+
+
+def test_evaluation_fills_the_holes_it_is_given_and_scores_the_true_class_inside_them():
+    from segnet.inpainting.masks import grow, replace_mask
+
+    source = tiny_source(tile=96, seed=1, stars=(3000, 3000), cosmics=(20000, 20000), nsigma=1e-6)
+    oracle = Oracle([source[i] for i in range(3)])
+    grown = lambda s: grow(replace_mask(s, ("CR",)), 2)  # noqa: E731
+    result = evaluate_inpainting(oracle, source, 3, replace=("CR",), batch_size=2, mask_of=grown)
+    rows = dict(result.class_rows())
+    usable = [grown(s) & ~s.saturated & ~s.clean_saturated for s in oracle.samples]
+    assert rows["all"]["pixels"] == sum(int(u.sum()) for u in usable)
+    assert rows["CR"]["pixels"] == sum(int((u & s.truth_of("CR")).sum()) for u, s in zip(usable, oracle.samples))
+    assert rows["all"]["pixels"] > rows["CR"]["pixels"]  # the ring is replaced too
+    assert rows["all"]["network"] == 0 and rows["all"]["median"] > 0
+
+
+def test_evaluate_py_scores_the_whole_chain_with_a_segmentation_models_flags(tmp_path, smoke_run, capsys):
+    cfg = write_inpaint_config(tmp_path)
+    run = tmp_path / "runs" / "inpaint"
+    assert train.main(["--config", str(cfg), "--run-dir", str(run), "--quiet"]) == 0
+    args = ["--run", str(run), "--n", "2", "--tile", "64", "--batch-size", "2", "--quiet"]
+    with pytest.raises(SystemExit):
+        evaluate.main([*args, "--inpaint-grow", "1"])
+    assert "--mask-model and --inpaint-grow: only with --masks predicted" in capsys.readouterr().err
+    assert evaluate.main([*args, "--masks", "predicted", "--mask-model", str(smoke_run), "--inpaint-grow", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"masks: the flags of {smoke_run} at its thresholds, grown by 1 px" in out
+    report = (run / "evaluation" / "report_predicted_grow1.md").read_text()
+    assert "grown by 1 px" in report
+    assert (run / "evaluation" / "examples_predicted_grow1.png").stat().st_size > 1000
+    assert not (run / "evaluation" / "report.md").exists()  # the truth-mask report is its own file

@@ -134,3 +134,26 @@ def test_bad_inpaint_classes_stop_before_any_file(model_dir, tmp_path, capsys, n
     src = write(tmp_path / "f.fits", frame())
     assert run(model_dir, src, "-o", tmp_path / "out", "--inpaint-classes", names) == 2
     assert f"--inpaint-classes: {message}" in capsys.readouterr().err
+
+
+def test_inpaint_grow_replaces_a_ring_around_the_flags_and_nothing_else(model_dir, tmp_path, capsys):
+    from segnet.inpainting.masks import grow
+
+    image = frame(seed=2)
+    src = write(tmp_path / "hot.fits", image)
+    assert run(model_dir, src, "-o", tmp_path, "--inpaint-classes", "HPX", "--inpaint-grow", "2") == 0
+    with fits.open(tmp_path / "hot.mask.fits") as hdul:
+        flags, clean = hdul["FLAGS"].data, hdul["CLEAN"]
+        replaced = grow((flags & bits("HPX")) != 0, 2)
+        assert clean.header["INGROW"] == 2 and clean.header["NREPL"] == replaced.sum()
+        assert replaced.sum() > ((flags & bits("HPX")) != 0).sum()
+        data = clean.data.astype(np.float32)
+        np.testing.assert_array_equal(data[~replaced], image[~replaced])
+        assert not np.array_equal(data[replaced], image[replaced])
+    for bad, message in (
+        (["--inpaint", "--inpaint-grow", "-1"], "--inpaint-grow: must be >= 0 px, got -1"),
+        (["--inpaint-grow", "1"], "--inpaint-grow: only with --inpaint"),
+    ):
+        with pytest.raises(SystemExit):
+            run(model_dir, src, "-o", tmp_path / "x", *bad)
+        assert message in capsys.readouterr().err

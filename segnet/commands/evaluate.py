@@ -83,7 +83,22 @@ def parse_args(argv):
         help="--real: peers to run beside the model (default: astroscrappy maximask deepcr "
         "cosmic-conn, those installed; ours-auto: the model with --priors auto)",
     )
+    parser.add_argument(
+        "--masks",
+        choices=("truth", "predicted"),
+        default="truth",
+        help="inpainting runs: the holes every method fills: the true masks (default), or end to end the "
+        "flags of a segmentation model (--mask-model) at its thresholds",
+    )
+    parser.add_argument("--mask-model", help="--masks predicted: run or model folder (default: the shipped model)")
+    parser.add_argument(
+        "--inpaint-grow", type=int, default=0, metavar="PX", help="--masks predicted: grow the flags by PX px"
+    )
     args = parser.parse_args(argv)
+    if args.inpaint_grow < 0:
+        parser.error(f"--inpaint-grow: must be >= 0 px, got {args.inpaint_grow}")
+    if (args.mask_model or args.inpaint_grow) and args.masks != "predicted":
+        parser.error("--mask-model and --inpaint-grow: only with --masks predicted")
     if args.out is not None and args.real is None:
         parser.error("--out: only with --real")
     for name in ("threshold_tiles", "calibration_tiles"):
@@ -116,6 +131,9 @@ def main(argv=None) -> int:
         if args.real is not None:
             return evaluate_real(args, model_path, folder, config)
         return evaluate_simulated(args, model_path, folder, config)
+    except ValueError as exc:  # a model that cannot serve (--mask-model without the replaced classes, ...)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "\ninterrupted: results are written only when the evaluation finishes; none were",
@@ -322,28 +340,52 @@ def evaluate_inpainting(args, model_path, folder, config) -> int:
     section = DataSection(classes=config.classes, data=dataclasses.replace(config.data, tile=args.tile))
     source = SampleSource(section, config.train.seed, split="test", clean=True)
     replace = config.inpaint.replace
+    mask_of, masks_text, suffix = None, "the true masks of the replaced classes", ""
+    if args.masks == "predicted":
+        mask_of, masks_text = predicted_masks(args, replace)
+        suffix = f"_predicted_grow{args.inpaint_grow}"
     print(
         f"model: {model_path}\ntest set: {args.n} tiles of {args.tile}x{args.tile}, split 'test', "
-        f"seed {config.train.seed}; replaced: {', '.join(replace)}",
+        f"seed {config.train.seed}; replaced: {', '.join(replace)}; masks: {masks_text}",
         flush=True,
     )
     with tqdm(total=args.n, desc="inpainting", disable=args.quiet, file=sys.stdout) as bar:
-        result = run(inpainter, source, args.n, replace=replace, batch_size=args.batch_size, progress=bar.update)
+        result = run(
+            inpainter, source, args.n, replace=replace, batch_size=args.batch_size, progress=bar.update, mask_of=mask_of
+        )
     text = report.markdown(result)
     print("\n" + text)
     out = folder / "evaluation"
     out.mkdir(exist_ok=True)
-    (out / "report.md").write_text(
+    (out / f"report{suffix}.md").write_text(
         f"# Inpainting evaluation of {model_path.name}\n\n{args.n} held-out tiles of "
         f"{args.tile}x{args.tile} (split 'test', seed {config.train.seed}). Truth: each "
-        "tile's clean twin (same scene and noise, no contaminant); masks: the true "
-        "masks of the replaced classes; see segnet/inpainting/evaluation.py.\n\n"
-        f"{text}\n![examples](examples.png)\n"
+        f"tile's clean twin (same scene and noise, no contaminant); masks: {masks_text}; "
+        f"see segnet/inpainting/evaluation.py.\n\n{text}\n![examples](examples{suffix}.png)\n"
     )
-    report.write_json(result, out / "metrics.json")
-    report.plot_examples(examples(inpainter, source, args.n, replace=replace), out / "examples.png")
-    print(f"wrote {out}/ (report.md, metrics.json, examples.png)")
+    report.write_json(result, out / f"metrics{suffix}.json")
+    shown = examples(inpainter, source, args.n, replace=replace, mask_of=mask_of)
+    report.plot_examples(shown, out / f"examples{suffix}.png")
+    print(f"wrote {out}/ (report{suffix}.md, metrics{suffix}.json, examples{suffix}.png)")
     return 0
+
+
+def predicted_masks(args, replace):
+    """(mask_of, description): a segmentation model's own flags of the replaced classes, grown as asked."""
+    from segnet.inpainting.masks import flagged_mask
+    from segnet.serving.api import load_masker
+
+    masker = load_masker(args.mask_model)
+    missing = [c for c in replace if c not in masker.classes]
+    if missing:
+        raise ValueError(f"--mask-model: the model does not predict {missing} (it predicts {list(masker.classes)})")
+
+    def mask_of(sample):
+        flags = masker(sample.image, bad_pixels=sample.saturated).flags
+        return flagged_mask(flags, masker.classes, replace, args.inpaint_grow)
+
+    text = f"the flags of {args.mask_model or 'the shipped model'} at its thresholds, grown by {args.inpaint_grow} px"
+    return mask_of, text
 
 
 if __name__ == "__main__":

@@ -84,6 +84,13 @@ def parse_args(argv):
         help="comma-separated classes to replace (default: every contaminant but SAT, i.e. all but OBJ, SAT)",
     )
     parser.add_argument(
+        "--inpaint-grow",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="with --inpaint: also replace PX px around the flagged pixels (a hit's faint halo; default 0)",
+    )
+    parser.add_argument(
         "--inpaint-model", type=Path, help="inpainting run folder or .keras file (default: <model folder>/inpaint)"
     )
     parser.add_argument(
@@ -95,6 +102,10 @@ def parse_args(argv):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="let TensorFlow's start-up log lines through")
     args = parser.parse_args(argv)
+    if args.inpaint_grow < 0:
+        parser.error(f"--inpaint-grow: must be >= 0 px, got {args.inpaint_grow}")
+    if args.inpaint_grow and not (args.inpaint or args.inpaint_classes is not None or args.inpaint_model):
+        parser.error("--inpaint-grow: only with --inpaint")
     if args.inpaint_classes is not None:
         args.inpaint_classes = tuple(n.strip() for n in args.inpaint_classes.split(",") if n.strip())
         if not args.inpaint_classes:
@@ -229,6 +240,7 @@ def options_of(args, outdir: Path):
         compress=args.compress,
         saturation=args.saturation,
         bad_pixel_mask=args.bad_pixel_mask,
+        inpaint_grow=args.inpaint_grow,
         settings=TileSettings(args.tile, args.margin, args.blend, args.batch_size),
     )
 

@@ -167,15 +167,21 @@ def star_errors(
 
 
 def evaluate_inpainting(
-    inpainter, source: SampleSource, n_tiles: int, *, replace, batch_size: int = 8, progress=None
+    inpainter, source: SampleSource, n_tiles: int, *, replace, batch_size: int = 8, progress=None, mask_of=None
 ) -> InpaintEvaluation:
-    """Run every method on tiles 0 .. n_tiles-1 of ``source`` (made with ``clean=True``) and accumulate."""
+    """Run every method on tiles 0 .. n_tiles-1 of ``source`` (made with ``clean=True``) and accumulate.
+
+    ``mask_of(sample)`` gives the pixels every method replaces: by default the true masks of the
+    ``replace`` classes; end to end, a segmentation model's own flags (``segnet evaluate --masks
+    predicted``). Per-class figures count the replaced pixels that truly hold the class.
+    """
     if not source.clean:
         raise ValueError("`source` must be made with clean=True")
+    mask_of = mask_of or (lambda sample: replace_mask(sample, replace))
     result = InpaintEvaluation(tuple(replace), n_tiles=n_tiles, tile=int(source.config.tile))
     warm = True
     for batch in tile_batches(source, n_tiles, batch_size, progress):
-        masks = [replace_mask(s, replace) for s in batch]
+        masks = [mask_of(s) for s in batch]
         if warm:  # the first call traces the model: not part of its runtime
             inpainter.images([batch[0].image], [masks[0]], [batch[0].saturated])
             warm = False
@@ -201,7 +207,9 @@ def evaluate_inpainting(
     return result
 
 
-def examples(inpainter, source: SampleSource, n_tiles: int, *, replace, classes=("CR", "HCL", "BLN", "TRL", "PER")):
+def examples(
+    inpainter, source: SampleSource, n_tiles: int, *, replace, classes=("CR", "HCL", "BLN", "TRL", "PER"), mask_of=None
+):
     """One example per class of ``classes``: the first test tile holding it, centred on its
     brightest (clean) pixel, so a hit on a star is shown where there is one.
 
@@ -215,7 +223,7 @@ def examples(inpainter, source: SampleSource, n_tiles: int, *, replace, classes=
             continue
         name = present[0]
         wanted.remove(name)
-        mask = replace_mask(sample, replace)
+        mask = mask_of(sample) if mask_of else replace_mask(sample, replace)
         outputs = {
             "network": inpainter.image(sample.image, mask, sample.saturated),
             "median": masked_median(sample.image, mask),

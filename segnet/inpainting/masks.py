@@ -12,7 +12,7 @@ import numpy as np
 
 from data_sim.generator import SPLITS, Sample
 
-__all__ = ["replace_mask", "usable_pixels", "borrowed_mask", "training_mask", "mask_rng"]
+__all__ = ["replace_mask", "flagged_mask", "grow", "usable_pixels", "borrowed_mask", "training_mask", "mask_rng"]
 
 BORROW_STREAM = 1  # a 4th seed word: never one of the simulator's (seed, split, index) streams
 
@@ -23,6 +23,27 @@ def replace_mask(sample: Sample, classes) -> np.ndarray:
     for name in classes:
         mask |= sample.truth_of(name)
     return mask
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` grown by ``pixels`` px in every direction (a square neighbourhood: 8-connected steps).
+
+    A flagged hit's faint halo lies outside its flags; replacing it too keeps a fill from
+    continuing the halo into the hole (``--inpaint-grow``).
+    """
+    if pixels < 0:
+        raise ValueError(f"--inpaint-grow: must be >= 0 px, got {pixels}")
+    if pixels == 0 or not mask.any():
+        return mask.copy()
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, structure=np.ones((3, 3), bool), iterations=int(pixels))
+
+
+def flagged_mask(flags: np.ndarray, classes, replace, pixels: int = 0) -> np.ndarray:
+    """(ny, nx) bool: where FLAGS (bit k for ``classes[k]``) holds any class of ``replace``, grown by ``pixels``."""
+    chosen = sum(2**k for k, c in enumerate(classes) if c in replace)
+    return grow((np.asarray(flags) & chosen) != 0, pixels)
 
 
 def usable_pixels(sample: Sample, mask: np.ndarray) -> np.ndarray:

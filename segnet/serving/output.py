@@ -45,12 +45,13 @@ def output_headers(plane: ImagePlane, classes, thresholds, identity: dict) -> tu
     return prob, flags
 
 
-def clean_header(plane: ImagePlane, replaced, identity: dict, inpaint_identity: dict) -> fits.Header:
+def clean_header(plane: ImagePlane, replaced, identity: dict, inpaint_identity: dict, grown: int = 0) -> fits.Header:
     """Header of a CLEAN HDU: which classes were replaced, by which models, the input's WCS and BUNIT."""
     header = fits.Header()
     header["EXTNAME"] = "CLEAN"
     header["REPLACED"] = (",".join(replaced)[:68], "classes replaced")  # a short comment: 13 names fit
     header["NREPL"] = (0, "pixels replaced")  # counted when the plane is written
+    header["INGROW"] = (int(grown), "flags grown by this many px before replacing")
     for key, value, comment in wcs_cards(plane.header):
         header[key] = (value, comment)
     if "BUNIT" in plane.header:
@@ -79,18 +80,20 @@ def plane_headers(
     priors: str | None = None,
     replaced=None,
     inpaint_identity: dict | None = None,
+    grown: int = 0,
 ) -> list[fits.Header]:
     """Headers of one input plane's HDUs, every card already in place: [PROB, FLAGS] (+ [CLEAN]).
 
     ``priors``: None, "fixed" (--priors FILE) or "auto" (the frame's own, by EM: PRIOR1 ... get
     their values later, ``record_priors``); ``replaced``: the classes CLEAN replaces (with
-    --inpaint). Cards whose values come after the prediction (NNONFIN, PRIORk, NREPL) are
-    written now with a placeholder so that the header never has to grow in the file.
+    --inpaint), ``grown`` the px their flags are grown by first. Cards whose values come after
+    the prediction (NNONFIN, PRIORk, NREPL) are written now with a placeholder so that the header
+    never has to grow in the file.
     """
     prob, flags = output_headers(plane, classes, thresholds, identity)
     outputs = [prob, flags]
     if replaced is not None:
-        outputs.append(clean_header(plane, replaced, identity, inpaint_identity or {}))
+        outputs.append(clean_header(plane, replaced, identity, inpaint_identity or {}, grown))
     for h in outputs:
         h["INHDU"] = (plane.index, "input HDU index")
         h["INEXTNAM"] = (plane.name or "PRIMARY", "input HDU name")

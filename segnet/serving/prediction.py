@@ -25,6 +25,7 @@ from foundation.fits_io import InputError, describe_fits_error, open_input, outp
 from foundation.tiling import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.calibration.pixel import folder_calibration
 from segnet.evaluation.metrics import adjust_priors
+from segnet.inpainting.masks import grow
 from segnet.serving.output import (
     compress_file,
     create_output,
@@ -62,6 +63,7 @@ class PredictOptions:
     compress: bool = False
     saturation: float | None = None  # ADU; default: the header's SATURATE, if any
     bad_pixel_mask: Path | None = None  # FITS, nonzero = bad: left out of background/noise estimates
+    inpaint_grow: int = 0  # px: CLEAN replaces the flagged pixels grown by this much
     settings: TileSettings = field(default_factory=TileSettings)
 
 
@@ -257,7 +259,9 @@ class FramePredictor:
     def _write(self, path, hdul, planes, tmp, options, progress):
         primary = primary_header(path.name, self.identity)
         priors = "auto" if self.auto_priors else ("fixed" if self.priors else None)
-        inpaint = dict(replaced=self.replaced, inpaint_identity=self.inpainter.identity) if self.inpainter else {}
+        inpaint = {}
+        if self.inpainter:
+            inpaint = dict(replaced=self.replaced, inpaint_identity=self.inpainter.identity, grown=options.inpaint_grow)
         headers, cleans = [], ([] if self.inpainter else None)
         for plane in planes:
             prob, flags, *clean = plane_headers(
@@ -332,6 +336,7 @@ class FramePredictor:
         replace = np.empty(plane.shape, bool)
         for y in range(0, plane.shape[0], STRIP):
             replace[y : y + STRIP] = (flags[y : y + STRIP] & chosen) != 0
+        replace = grow(replace, options.inpaint_grow)  # a hit's unflagged halo goes too
         record_replaced(clean_hdu.header, int(replace.sum()))
         clean = clean_hdu.data
 
