@@ -492,3 +492,33 @@ def test_evaluate_py_scores_the_whole_chain_with_a_segmentation_models_flags(tmp
     assert "grown by 1 px" in report
     assert (run / "evaluation" / "examples_predicted_grow1.png").stat().st_size > 1000
     assert not (run / "evaluation" / "report.md").exists()  # the truth-mask report is its own file
+
+
+def test_training_holes_cut_higher_than_the_truth_leave_the_faint_wings_outside():
+    from foundation.normalize import BackgroundGrid
+    from segnet.inpainting.masks import hole_mask, replace_mask
+
+    source = tiny_source(tile=96, seed=3, nsigma=0.5)  # truth down to half a sigma: wide, faint wings
+    sample = source[0]
+    truth = replace_mask(sample, ("CR",))
+    assert np.array_equal(hole_mask(sample, ("CR",)), truth)
+    hole = hole_mask(sample, ("CR",), nsigma=5.0)
+    _, sigma = BackgroundGrid(sample.clean, box=64, mask=sample.clean_saturated).window()
+    changed = np.abs(sample.image.astype(np.float64) - sample.clean)
+    assert hole.any() and (hole <= truth).all() and hole.sum() < truth.sum()
+    assert (changed[hole] >= 5.0 * sigma[hole]).all()
+    wings = truth & ~hole
+    assert (changed[wings] < 5.0 * sigma[wings]).all()
+    with pytest.raises(ConfigError, match=r"inpaint\.hole_nsigma: must be > 0 or null, got -1"):
+        load_run_config({"classes": ["CR", "OBJ"], "inpaint": {"replace": ["CR"], "hole_nsigma": -1}})
+
+
+def test_batch_masks_cut_the_holes_at_the_configured_level():
+    from segnet.inpainting.data import batch_masks
+
+    source = tiny_source(tile=96, seed=3, nsigma=0.5)
+    samples = [source[i] for i in range(2)]
+    kwargs = dict(replace=("CR",), seed=0, split="train", borrow_probability=0.0, borrow_max_fraction=1.0)
+    full = batch_masks(samples, [0, 1], **kwargs)
+    cut = batch_masks(samples, [0, 1], **kwargs, hole_nsigma=5.0)
+    assert all((c <= f).all() for c, f in zip(cut, full)) and sum(c.sum() for c in cut) < sum(f.sum() for f in full)

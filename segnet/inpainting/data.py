@@ -39,7 +39,7 @@ from scipy import ndimage
 from data_sim.generator import Sample, SampleSource, iter_samples
 from foundation.normalize import BackgroundGrid
 from segnet.inpainting.baselines import biharmonic
-from segnet.inpainting.masks import mask_rng, replace_mask, training_mask, usable_pixels
+from segnet.inpainting.masks import hole_mask, mask_rng, training_mask, usable_pixels
 
 __all__ = [
     "encode",
@@ -141,9 +141,11 @@ def batch_masks(
     split: str,
     borrow_probability: float,
     borrow_max_fraction: float,
+    hole_nsigma: float | None = None,
 ) -> list[np.ndarray]:
-    """Each sample's training mask: its own ``replace`` classes, plus the next sample's moved over it."""
-    own = [replace_mask(s, replace) for s in samples]
+    """Each sample's training mask: its own ``replace`` classes (``hole_mask``), plus the next sample's moved
+    over it."""
+    own = [hole_mask(s, replace, hole_nsigma) for s in samples]
     return [
         training_mask(
             own[k],
@@ -188,6 +190,7 @@ class InpaintBatches(keras.utils.PyDataset):
             split=self.source.split,
             borrow_probability=self.inpaint.borrow_probability,
             borrow_max_fraction=self.inpaint.borrow_max_fraction,
+            hole_nsigma=self.inpaint.hole_nsigma,
         )
         return make_batch(samples, masks)
 
@@ -210,6 +213,7 @@ class FixedInpaintBatches(keras.utils.PyDataset):
                 split=source.split,
                 borrow_probability=inpaint.borrow_probability,
                 borrow_max_fraction=inpaint.borrow_max_fraction,
+                hole_nsigma=inpaint.hole_nsigma,
             )
             self.batches.append(make_batch(chunk, masks))
 

@@ -12,7 +12,16 @@ import numpy as np
 
 from data_sim.generator import SPLITS, Sample
 
-__all__ = ["replace_mask", "flagged_mask", "grow", "usable_pixels", "borrowed_mask", "training_mask", "mask_rng"]
+__all__ = [
+    "replace_mask",
+    "hole_mask",
+    "flagged_mask",
+    "grow",
+    "usable_pixels",
+    "borrowed_mask",
+    "training_mask",
+    "mask_rng",
+]
 
 BORROW_STREAM = 1  # a 4th seed word: never one of the simulator's (seed, split, index) streams
 
@@ -23,6 +32,25 @@ def replace_mask(sample: Sample, classes) -> np.ndarray:
     for name in classes:
         mask |= sample.truth_of(name)
     return mask
+
+
+def hole_mask(sample: Sample, classes, nsigma: float | None = None) -> np.ndarray:
+    """The hole a training tile gets: its ``classes`` truth, or with ``nsigma`` only where the
+    contaminants changed the pixel by at least ``nsigma`` times the clean tile's noise.
+
+    A segmentation model's flags stop short of a hit's faint halo. Holes cut at a higher
+    level than the truth leave that halo outside them in the input, so the network learns
+    to fill the hole from the clean truth instead of continuing the halo into it.
+    """
+    mask = replace_mask(sample, classes)
+    if nsigma is None or not mask.any():
+        return mask
+    from foundation.normalize import BackgroundGrid
+
+    box = int(min(64, max(sample.clean.shape)))
+    _, sigma = BackgroundGrid(sample.clean, box=box, mask=sample.clean_saturated).window()
+    changed = np.abs(sample.image.astype(np.float64) - sample.clean.astype(np.float64))
+    return mask & (changed >= nsigma * sigma)
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:

@@ -23,6 +23,7 @@ class InpaintConfig:
     borrow_probability: float = 1.0  # chance a tile also gets another tile's mask laid over it
     borrow_max_fraction: float = 0.25  # a borrowed mask covering more of the tile is not used
     huber_delta: float | None = None  # None: squared error; else Huber beyond this error (the correction's units)
+    hole_nsigma: float | None = None  # None: holes are the truth; else only where contaminants add >= this many sigma
 
     def validate(self, path: str):
         where = f"{path}.replace" if path else "replace"
@@ -39,5 +40,7 @@ class InpaintConfig:
             )
         if not 0.0 < self.borrow_max_fraction <= 1.0:
             raise ConfigError(f"{path}.borrow_max_fraction: must lie in (0, 1], got {self.borrow_max_fraction}")
+        if self.hole_nsigma is not None and not self.hole_nsigma > 0:
+            raise ConfigError(f"{path}.hole_nsigma: must be > 0 or null, got {self.hole_nsigma}")
         if self.huber_delta is not None and not self.huber_delta > 0:
             raise ConfigError(f"{path}.huber_delta: must be > 0 or null, got {self.huber_delta}")
