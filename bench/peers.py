@@ -183,7 +183,7 @@ class Ours(Tool):
 
     key, name = "ours", "ours"
     modules = ("keras",)
-    install = "pip install -r requirements.txt"
+    install = "pip install -e ."
 
     priors = None  # predict.py's --priors
 
@@ -349,7 +349,7 @@ class Astroscrappy(LACosmicSweep):
 
     key, name = "astroscrappy", "astroscrappy"
     modules = ("astroscrappy",)
-    install = "pip install -r requirements.txt"
+    install = "pip install -e ."
 
     def __init__(self, spec):
         super().__init__(spec)

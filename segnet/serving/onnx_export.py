@@ -177,8 +177,8 @@ def export_onnx(model, calibration=None):
     onnx.ModelProto
         Input ``image`` ``(batch, 1, ny, nx)`` float32 (normalised, as the Keras model's),
         ``ny`` and ``nx`` multiples of ``2**depth``; output ``prob``
-        ``(batch, n_class, ny, nx)`` float32. Its metadata holds the class names and
-        ``multiple`` (``2**depth``).
+        ``(batch, n_class, ny, nx)`` float32. Its metadata holds the class names,
+        ``multiple`` (``2**depth``) and ``calibrated`` ("1" when a calibration was given).
     """
     import onnx
 
@@ -203,6 +203,7 @@ def export_onnx(model, calibration=None):
     proto = g.helper.make_model(
         graph, opset_imports=[g.helper.make_opsetid("", OPSET)], ir_version=8, producer_name="segnet"
     )
-    g.helper.set_model_props(proto, {"classes": ",".join(classes), "multiple": str(multiple)})
+    calibrated = "1" if calibration is not None else "0"
+    g.helper.set_model_props(proto, {"classes": ",".join(classes), "multiple": str(multiple), "calibrated": calibrated})
     onnx.checker.check_model(proto)
     return proto

@@ -23,7 +23,6 @@ from astropy.io import fits
 from foundation.atomic import atomic_path
 from foundation.fits_io import InputError, describe_fits_error, open_input, output_stem, release_pages, select_planes
 from foundation.tiling import TileSettings, count_tiles, model_multiple, predict_frame
-from segnet.calibration.pixel import folder_calibration
 from segnet.evaluation.metrics import adjust_priors
 from segnet.inpainting.masks import grow
 from segnet.serving.output import (
@@ -86,7 +85,6 @@ class FramePredictor:
         # The calibrated network: the exported ONNX graph when it matches the .keras file, else Keras.
         self.network, self.runtime = load_network(self.model_path, folder, runtime)
         self.classes = self.network.classes
-        self.calibration = folder_calibration(folder, self.classes)
         self.thresholds, self.threshold_source = self._thresholds(folder, thresholds_file)
         # --priors FILE: fixed expected fractions; --priors auto: each frame's own, by EM (segnet.serving.priors).
         self.auto_priors = priors_file is not None and str(priors_file) == AUTO_PRIORS
@@ -105,7 +103,7 @@ class FramePredictor:
             "SOFTWARE": ("contaminant-segnet", "SegNet contaminant masks"),
             "SWVERSN": (software_version()[:68], "software version (git describe)"),
             "THRESRC": (self.threshold_source[-68:], "where the thresholds come from"),
-            "CALIBRAT": (self.calibration is not None, "pixel calibration (calibration.yaml) applied"),
+            "CALIBRAT": (self.network.calibrated, "pixel calibration (calibration.yaml) applied"),
             "RUNTIME": (self.runtime[:68], "what ran the network"),
         }
 

@@ -19,15 +19,26 @@ Keras. ``runtime="keras"`` runs the Keras model itself.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OnnxNetwork", "OpenVinoNetwork", "KerasNetwork", "load_network", "onnx_digests", "ONNX_NAME", "RUNTIMES"]
+__all__ = [
+    "OnnxNetwork",
+    "OpenVinoNetwork",
+    "KerasNetwork",
+    "load_network",
+    "onnx_digests",
+    "ONNX_NAME",
+    "RUNTIMES",
+    "DIGEST_KEYS",
+]
 
 ONNX_NAME = "model.onnx"
 RUNTIMES = ("auto", "onnx", "openvino", "keras")
+DIGEST_KEYS = ("keras_sha256", "calibration_sha256")  # the exported graph's metadata: what it was made from
 
 
 def _sha256(path: Path) -> str:
@@ -38,12 +49,27 @@ def onnx_digests(model_path: Path, folder: Path) -> dict:
     """What an exported graph must match: sha256 of the .keras file and of calibration.yaml ('' if none)."""
     from segnet.calibration.pixel import FILE_NAME
 
-    keras_key, calibration_key = onnx_digests_keys()
-    return {keras_key: _sha256(model_path), calibration_key: _sha256(Path(folder) / FILE_NAME)}
+    return dict(zip(DIGEST_KEYS, (_sha256(model_path), _sha256(Path(folder) / FILE_NAME))))
 
 
-def onnx_digests_keys() -> tuple[str, ...]:
-    return ("keras_sha256", "calibration_sha256")
+def _onnx_bytes(model) -> bytes:
+    """A path to a .onnx file, its bytes, or an ``onnx.ModelProto``, as bytes."""
+    if hasattr(model, "SerializeToString"):
+        return model.SerializeToString()
+    return model if isinstance(model, bytes) else Path(model).read_bytes()
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """The tile loop's (b, ny, nx, 1) float32 as the exported graph's contiguous (b, 1, ny, nx)."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1))
+
+
+def _describe(network, meta: dict) -> None:
+    """Class names, ``multiple`` and whether it is calibrated, from the exported graph's metadata."""
+    network.classes = tuple(meta["classes"].split(","))
+    network.multiple = int(meta["multiple"])
+    network.calibrated = meta.get("calibrated") == "1"
+    network.metadata = meta
 
 
 def _threads() -> int:
@@ -64,25 +90,17 @@ class OnnxNetwork:
         """``model``: a path to a .onnx file, its bytes, or an ``onnx.ModelProto``."""
         import onnxruntime as ort
 
-        if hasattr(model, "SerializeToString"):
-            model = model.SerializeToString()
-        elif not isinstance(model, bytes):
-            model = Path(model).read_bytes()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or _threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: no optimiser chatter on the user's terminal
         options.enable_cpu_mem_arena = False  # buffers freed after each tile: less memory, same speed
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.classes = tuple(meta["classes"].split(","))
-        self.multiple = int(meta["multiple"])
-        self.metadata = meta
+        self.session = ort.InferenceSession(_onnx_bytes(model), options, providers=["CPUExecutionProvider"])
+        _describe(self, self.session.get_modelmeta().custom_metadata_map)
 
     def predict_planes(self, x: np.ndarray) -> np.ndarray:
         """(b, ny, nx, 1) float32, ny and nx multiples of ``multiple`` -> (b, n_class, ny, nx) float32."""
-        x = np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1))
-        return self.session.run(None, {"image": x})[0]
+        return self.session.run(None, {"image": _channels_first(x)})[0]
 
 
 class OpenVinoNetwork:
@@ -91,25 +109,14 @@ class OpenVinoNetwork:
     def __init__(self, model, *, threads: int | None = None):
         import openvino as ov
 
-        if hasattr(model, "SerializeToString"):
-            model = model.SerializeToString()
-        elif not isinstance(model, bytes):
-            model = Path(model).read_bytes()
-        import io
-
         self.core = ov.Core()
-        self.graph = self.core.read_model(io.BytesIO(model))
+        self.graph = self.core.read_model(io.BytesIO(_onnx_bytes(model)))
         # The ONNX metadata, as OpenVINO keeps it (without importing onnx, which takes 0.8 s).
-        meta = {
-            key: self.graph.get_rt_info(["framework", key]).astype(str)
-            for key in ("classes", "multiple", *onnx_digests_keys())
-            if self.graph.has_rt_info(["framework", key])
-        }
+        keys = ("classes", "multiple", "calibrated", *DIGEST_KEYS)
+        framework = [["framework", key] for key in keys]
+        _describe(self, {k[1]: self.graph.get_rt_info(k).astype(str) for k in framework if self.graph.has_rt_info(k)})
         self.threads = threads or _threads()
         self.compiled = {}  # input shape -> compiled model
-        self.classes = tuple(meta["classes"].split(","))
-        self.multiple = int(meta["multiple"])
-        self.metadata = meta
 
     def _for_shape(self, shape):
         """The graph compiled for one input shape. A static shape lets OpenVINO plan its buffers: on a
@@ -131,7 +138,7 @@ class OpenVinoNetwork:
         return self.compiled[shape]
 
     def predict_planes(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1))
+        x = _channels_first(x)
         compiled = self._for_shape(x.shape)
         # The request's own output buffer, not a copy: every caller uses it before the next call.
         return compiled({"image": x}, share_outputs=True)[compiled.output(0)]
@@ -147,6 +154,7 @@ class KerasNetwork:
         self.model = fold_batch_norm(model)
         self.classes = tuple(model_class_names(self.model))
         self.multiple = model_multiple(self.model)
+        self.calibrated = calibration is not None
         # The calibration joins the network's graph once, not once per frame.
         self.graph = calibration.attach(self.model) if calibration is not None else self.model
 
@@ -155,7 +163,7 @@ class KerasNetwork:
 
 
 def load_network(model_path: Path, folder: Path, runtime: str = "auto"):
-    """The network of a trained model, calibrated: an `OnnxNetwork` or a `KerasNetwork`.
+    """The network of a trained model, calibrated: an `OpenVinoNetwork`, `OnnxNetwork` or `KerasNetwork`.
 
     Parameters
     ----------
@@ -165,8 +173,9 @@ def load_network(model_path: Path, folder: Path, runtime: str = "auto"):
 
     Returns
     -------
-    (network, source): ``source`` says what runs, for the output header: "onnx (model.onnx)",
-    "onnx (exported at load)" or "keras".
+    (network, source): ``source`` says what runs, for the output header: "<runtime> (model.onnx)",
+    "<runtime> (exported at load)" or "keras". ``network.calibrated`` says whether calibration.yaml
+    is applied.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"--runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
