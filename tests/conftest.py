@@ -13,6 +13,22 @@ import pytest
 from astropy.io import fits
 
 ROOT = Path(__file__).resolve().parent.parent
+#: predict.py's tile options for the small test frames: several tiles, so tiling is exercised.
+SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
+#: A celestial WCS for a test frame's header; outputs must carry it.
+WCS = {
+    "WCSAXES": 2,
+    "CTYPE1": "RA---TAN",
+    "CTYPE2": "DEC--TAN",
+    "CRPIX1": 20.0,
+    "CRPIX2": 30.0,
+    "CRVAL1": 83.82,
+    "CRVAL2": -5.39,
+    "CD1_1": -7e-5,
+    "CD1_2": 0.0,
+    "CD2_1": 0.0,
+    "CD2_2": 7e-5,
+}
 
 
 def frame(shape=(90, 77), seed=0, hits=40) -> np.ndarray:

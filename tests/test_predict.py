@@ -8,26 +8,11 @@ import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
-from conftest import digest, frame, write
+from conftest import SMALL, WCS, digest, frame, write
 
 import predict
 from foundation.tiling import TileSettings, predict_frame
 from segnet.evaluation.metrics import adjust_priors
-
-SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
-WCS = {
-    "WCSAXES": 2,
-    "CTYPE1": "RA---TAN",
-    "CTYPE2": "DEC--TAN",
-    "CRPIX1": 20.0,
-    "CRPIX2": 30.0,
-    "CRVAL1": 83.82,
-    "CRVAL2": -5.39,
-    "CD1_1": -7e-5,
-    "CD1_2": 0.0,
-    "CD2_1": 0.0,
-    "CD2_2": 7e-5,
-}
 
 
 @pytest.fixture(scope="module")

@@ -5,27 +5,13 @@ import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
-from conftest import digest, frame, write
+from conftest import SMALL, WCS, digest, frame, write
 
 import predict
 from foundation.classes import CLASS_NAMES
 from foundation.tiling import TileSettings, predict_frame
 from segnet.network.inpainting import build_inpainter
 from segnet.network.model import build_segnet
-
-SMALL = ["--tile", "64", "--margin", "16", "--blend", "8", "--batch-size", "4", "--quiet"]
-WCS = {
-    "CTYPE1": "RA---TAN",
-    "CTYPE2": "DEC--TAN",
-    "CRPIX1": 20.0,
-    "CRPIX2": 30.0,
-    "CRVAL1": 83.82,
-    "CRVAL2": -5.39,
-    "CD1_1": -7e-5,
-    "CD1_2": 0.0,
-    "CD2_1": 0.0,
-    "CD2_2": 7e-5,
-}
 
 
 @pytest.fixture(scope="module")
