@@ -24,7 +24,7 @@ from foundation.atomic import atomic_path
 from foundation.fits_io import InputError, describe_fits_error, open_input, output_stem, release_pages, select_planes
 from foundation.tiling import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.evaluation.metrics import adjust_priors
-from segnet.inpainting.masks import grow
+from segnet.inpainting.masks import flagged_mask, grow
 from segnet.serving.output import (
     compress_file,
     create_output,
@@ -330,10 +330,9 @@ class FramePredictor:
 
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""
-        chosen = sum(2**k for k, c in enumerate(self.classes) if c in self.replaced)
         replace = np.empty(plane.shape, bool)
-        for y in range(0, plane.shape[0], STRIP):
-            replace[y : y + STRIP] = (flags[y : y + STRIP] & chosen) != 0
+        for y in range(0, plane.shape[0], STRIP):  # FLAGS is a memory map: a strip at a time
+            replace[y : y + STRIP] = flagged_mask(flags[y : y + STRIP], self.classes, self.replaced)
         replace = grow(replace, options.inpaint_grow)  # a hit's unflagged halo goes too
         record_replaced(clean_hdu.header, int(replace.sum()))
         clean = clean_hdu.data
