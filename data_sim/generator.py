@@ -271,7 +271,14 @@ class SampleSource:
     """
 
     def __init__(
-        self, section: DataSection, seed: int, *, split: str = "train", noise: bool = True, clean: bool = False
+        self,
+        section: DataSection,
+        seed: int,
+        *,
+        split: str = "train",
+        noise: bool = True,
+        clean: bool = False,
+        real_split: str = "train",
     ):
         if split not in SPLITS:
             raise ValueError(f"split: unknown split {split!r} (known: {', '.join(SPLITS)})")
@@ -282,6 +289,7 @@ class SampleSource:
         self.split = split
         self.noise = noise
         self.clean = clean
+        self.real_split = real_split  # "eval": the development set's evaluation frames (evaluations only)
         names = list(self.config.families)
         weights = [self.config.families[n].weight for n in names]
         if self.config.real_frames is not None:
@@ -296,7 +304,7 @@ class SampleSource:
         if self._real is None:
             from .real_frames import RealFrameSet  # astropy is only needed for real frames
 
-            self._real = RealFrameSet(self.config.real_frames)
+            self._real = RealFrameSet(self.config.real_frames, split=self.real_split)
         return self._real
 
     def __getstate__(self):

@@ -2,8 +2,9 @@
 
 The frames are the user's (a glob) or the development set's training frames
 (``data/real/frames.yaml``, ``split: train``); an evaluation frame of the
-development set is refused either way. A random tile of a randomly chosen frame
-is turned by one of the eight flips and rotations and its flux scaled (when
+development set is refused either way. Only an evaluation asks for the evaluation
+frames instead (``RealFrameSet(cfg, split="eval")``, ``SampleSource(real_split="eval")``).
+A random tile of a randomly chosen frame is turned by one of the eight flips and rotations and its flux scaled (when
 configured), converted to electrons (gain from the config or the development
 set, else the header's GAIN, else 1), its background and noise are
 estimated robustly (``foundation.normalize``, as for the network's input), and
@@ -74,6 +75,7 @@ class _Loaded:
     fwhm: float
     detector: str
     unknown: np.ndarray | None  # (ny, nx) bool: the frame's own contaminants (``ignore_own``), else None
+    stars: np.ndarray | None = None  # (n, 3): y, x (px), flux (e-) of isolated round stars; None: not searched
 
 
 @dataclass(frozen=True)
@@ -225,11 +227,30 @@ def turn(array: np.ndarray, which: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, k, axes=(-2, -1)))
 
 
-class RealFrameSet:
-    """The frames of ``real_frames`` (a glob, or the development set's training frames), kept in memory."""
+def turn_points(points: np.ndarray, which: int, size: int) -> np.ndarray:
+    """(n, 2) (y, x) positions on a ``size`` x ``size`` tile, moved as ``turn(tile, which)`` moves its pixels."""
+    k, transpose = DIHEDRAL[which]
+    y, x = np.asarray(points, float).T
+    if transpose:
+        y, x = x, y
+    for _ in range(k % 4):  # np.rot90 once: new[i, j] = old[j, size - 1 - i]
+        y, x = size - 1 - x, y
+    return np.column_stack([y, x])
 
-    def __init__(self, cfg: RealFramesConfig):
+
+class RealFrameSet:
+    """The frames of ``real_frames`` (a glob, or the development set's frames of ``split``), kept in memory.
+
+    ``split="eval"`` is for evaluations only (training never passes it): the development set's
+    evaluation frames, or with a glob the user's frames, evaluation frames of the development
+    set included.
+    """
+
+    def __init__(self, cfg: RealFramesConfig, split: str = "train"):
+        if split not in ("train", "eval"):
+            raise RealFrameError(f"split: must be 'train' or 'eval', got {split!r}")
         self.cfg = cfg
+        self.split = split
         devset = Path(cfg.devset) if cfg.devset else DEFAULT_DEVSET
         entries = _devset_entries(devset) if (cfg.devset or devset.is_file()) else []
         reserved = {e.sha256: e.name for e in entries if e.split == "eval"}
@@ -247,7 +268,7 @@ class RealFrameSet:
                     e.region,
                 )
                 for e in entries
-                if e.split == "train"
+                if e.split == split
             ]
             missing = [s.path for s in self.specs if not Path(s.path).is_file()]
             if missing:
@@ -256,12 +277,12 @@ class RealFrameSet:
                     f"set with: python data/real/fetch.py"
                 )
             if not self.specs:
-                raise RealFrameError(f"data.real_frames.devset: {devset} lists no frame with split: train")
+                raise RealFrameError(f"data.real_frames.devset: {devset} lists no frame with split: {split}")
         else:
             paths = sorted(globlib.glob(cfg.glob, recursive=True))
             if not paths:
                 raise RealFrameError(f"data.real_frames.glob: no file matches {cfg.glob!r}")
-            for path in paths:
+            for path in paths if split == "train" else ():
                 name = reserved.get(_sha256(path)) if reserved else None
                 if name is not None:
                     raise RealFrameError(
@@ -317,8 +338,24 @@ class RealFrameSet:
                     saturation_e,
                     self.cfg.ignore_grow,
                 )
+            star_list = None
+            if stars is not None:  # flux ~ peak x Gaussian PSF area, e- (a first cut; photometry measures it)
+                rows, cols = np.round(stars.positions).astype(int).T if stars.n else (np.zeros(0, int),) * 2
+                flux = stars.peak_snr * sigma[rows, cols] * 2 * np.pi * (stars.fwhm / 2.3548) ** 2
+                star_list = np.column_stack([stars.positions, flux]) if stars.n else np.zeros((0, 3))
             self._cache[path] = _Loaded(
-                path, image, background, sigma, gain, spec.bias, read_noise, saturation_e, fwhm, spec.detector, unknown
+                path,
+                image,
+                background,
+                sigma,
+                gain,
+                spec.bias,
+                read_noise,
+                saturation_e,
+                fwhm,
+                spec.detector,
+                unknown,
+                star_list,
             )
         return self._cache[path]
 
@@ -329,7 +366,8 @@ class RealFrameSet:
         electrons scaled (``flux_scale``) before the injection. Returns a
         ``SimulatedTile`` like ``generator.simulate``; its ``clean`` is the frame's own
         tile before injection (ADU, turned and scaled alike), its ``stars`` None (not
-        known), its ``unknown`` the frame's own contaminants (``ignore_own``).
+        known, or with ``ignore_own`` the frame's isolated round stars on the tile: y, x in
+        the tile's turned frame, flux in ADU), its ``unknown`` the frame's own contaminants.
         """
         from photutils.segmentation import detect_sources  # heavy import, only here
         from photutils.utils.exceptions import NoDetectionsWarning
@@ -374,6 +412,12 @@ class RealFrameSet:
         }
         for name in INJECTED:
             header[f"HAS_{name}"] = (present[name], f"{name} injected")
+        stars = None
+        if loaded.stars is not None:
+            y, x = loaded.stars[:, 0] - y0, loaded.stars[:, 1] - x0
+            on = (y >= 0) & (y <= tile - 1) & (x >= 0) & (x <= tile - 1)
+            moved = turn_points(np.column_stack([y[on], x[on]]), which, tile)
+            stars = np.column_stack([moved, loaded.stars[on, 2] * float(scale) / float(gain)])
         return SimulatedTile(
             (image / gain).astype(np.float32),
             masks,
@@ -382,4 +426,5 @@ class RealFrameSet:
             clean=(np.minimum(clean, saturation_e) / gain).astype(np.float32),
             clean_saturated=clean >= saturation_e,
             unknown=unknown,
+            stars=stars,
         )

@@ -1,6 +1,7 @@
 """Inpainting: the masked loss, the baselines on hand-made cases, masks and batches, the network,
 exact copies of unreplaced pixels, the evaluation, and training through train.py."""
 
+import dataclasses
 import importlib.util
 import os
 import subprocess
@@ -240,8 +241,10 @@ def test_inpaint_config_errors_name_the_key_path():
         load_run_config({"inpaint": {"huber_delta": 0}})
     with pytest.raises(ConfigError, match=r"inpaint\.replace: 'HCL' is not in classes"):
         load_run_config({"classes": ["CR", "OBJ"], "inpaint": {"replace": ["CR", "HCL"]}})
-    config, _ = load_run_config("inpaint.yaml")
-    assert config.task == "inpaint" and "OBJ" not in config.inpaint.replace
+    with pytest.raises(ConfigError, match=r"train\.init_from: only a segmentation run .* got 'models/default'"):
+        load_run_config({"inpaint": {}, "train": {"init_from": "models/default"}})
+    config, _ = load_run_config("inpaint.yaml")  # its base, multiclass.yaml, warm-starts; it must not
+    assert config.task == "inpaint" and "OBJ" not in config.inpaint.replace and config.train.init_from is None
     assert load_run_config("smoke.yaml")[0].task == "segment"
 
 
@@ -522,3 +525,43 @@ def test_batch_masks_cut_the_holes_at_the_configured_level():
     full = batch_masks(samples, [0, 1], **kwargs)
     cut = batch_masks(samples, [0, 1], **kwargs, hole_nsigma=5.0)
     assert all((c <= f).all() for c, f in zip(cut, full)) and sum(c.sum() for c in cut) < sum(f.sum() for f in full)
+
+
+def test_evaluate_py_scores_inpainting_on_the_heldout_family_and_on_real_frames(tmp_path, capsys):
+    from astropy.io import fits
+
+    cfg = write_inpaint_config(tmp_path)
+    run = tmp_path / "runs" / "inpaint"
+    assert train.main(["--config", str(cfg), "--run-dir", str(run), "--quiet"]) == 0
+    args = ["--run", str(run), "--n", "2", "--tile", "64", "--batch-size", "2", "--quiet"]
+    assert evaluate.main([*args, "--heldout"]) == 0
+    assert "held-out field family of heldout.yaml (heldout_bright_sky)" in capsys.readouterr().out
+    report = (run / "evaluation" / "report_heldout.md").read_text()
+    assert "| heldout_bright_sky |" in report  # the per-family table names the held-out family only
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with fits.open(Path(__file__).parent / "data" / "real_cutout.fits") as hdul:
+        fits.PrimaryHDU(hdul[0].data, header=hdul[0].header).writeto(frames / "mine.fits")
+    before = (frames / "mine.fits").read_bytes()
+    out = tmp_path / "real_out"
+    assert evaluate.main([*args, "--real", str(frames), "--out", str(out)]) == 0
+    assert f"the FITS files of {frames}, contaminants injected" in capsys.readouterr().out
+    assert "| real |" in (out / "report_real.md").read_text()
+    assert (out / "examples_real.png").stat().st_size > 1000
+    assert (frames / "mine.fits").read_bytes() == before  # the input is only read
+    with pytest.raises(SystemExit):
+        evaluate.main([*args, "--heldout", "--real"])
+    assert "--heldout and --real: give one" in capsys.readouterr().err
+
+
+def test_a_real_frames_own_contaminants_are_never_scored():
+    from segnet.inpainting.masks import usable_pixels
+
+    sample = SampleSource(load_sim_section({"data": {"tile": 32}}), 0, split="test", clean=True)[0]
+    mask = np.ones(sample.image.shape, bool)
+    unknown = np.zeros(sample.image.shape, bool)
+    unknown[3:6, 4:9] = True
+    own = dataclasses.replace(sample, unknown=unknown)
+    assert usable_pixels(sample, mask)[unknown].all()
+    assert not usable_pixels(own, mask)[unknown].any()
+    assert usable_pixels(own, mask)[~unknown].sum() == usable_pixels(sample, mask)[~unknown].sum()

@@ -164,8 +164,8 @@ def test_fetch_refuses_a_frame_whose_checksum_differs(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--out", "x"], "--out: only with --real"),
         (["--real", "/nonexistent-folder", "--draws", "0"], "--draws: must be >= 1, got 0"),
+        (["--heldout", "--real"], "--heldout and --real: give one"),
     ],
 )
 def test_evaluate_real_bad_arguments(argv, message, capsys):
@@ -174,6 +174,20 @@ def test_evaluate_real_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         evaluate.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--out", "x"], "error: --out: only with --real or for inpainting runs"),
+        (["--heldout"], "error: --heldout: only for inpainting runs; models/default holds a segmentation model"),
+    ],
+)
+def test_options_of_other_evaluations_are_refused_for_a_segmentation_model(argv, message, capsys):
+    import evaluate
+
+    assert evaluate.main(["--run", "models/default", *argv]) == 2
+    assert capsys.readouterr().err.strip() == message
 
 
 def test_evaluate_real_on_a_folder_with_the_shipped_model(tmp_path, capsys):

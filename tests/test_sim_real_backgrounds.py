@@ -151,3 +151,45 @@ def test_the_cli_says_in_one_line_that_the_frames_must_be_fetched(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: data.real_frames.devset:")
     assert "Traceback" not in result.stderr and "python data/real/fetch.py" in result.stderr
+
+
+def test_evaluations_take_the_evaluation_frames_and_only_when_asked(tmp_path):
+    path, _ = devset(tmp_path)
+    real = section({"devset": str(path), "flips": True})
+    assert {SampleSource(real, 0, real_split="eval")[i].header["REALFILE"][0] for i in range(4)} == {"cut_eval.fits"}
+    assert {SampleSource(real, 0)[i].header["REALFILE"][0] for i in range(4)} == {"cut_train.fits"}
+    with pytest.raises(RealFrameError, match="split: must be 'train' or 'eval', got 'test'"):
+        SampleSource(real, 0, real_split="test")[0]
+
+
+@pytest.mark.parametrize("which", range(8))
+def test_turned_points_land_where_the_turned_pixels_do(which):
+    from data_sim.real_frames import turn_points
+
+    image = np.zeros((9, 9))
+    points = np.array([[1.0, 6.0], [7.0, 2.0]])
+    for k, (y, x) in enumerate(points.astype(int)):
+        image[y, x] = k + 1
+    moved = turn_points(points, which, 9)
+    turned = turn(image, which)
+    for k, (y, x) in enumerate(moved):
+        assert turned[int(y), int(x)] == k + 1
+
+
+def test_real_tiles_carry_their_isolated_stars_where_the_turned_tile_has_them(tmp_path):
+    path, _ = devset(tmp_path, hit=False)
+    source = SampleSource(
+        section({"devset": str(path), "flips": True, "ignore_own": True}, tile=128), 0, noise=False, clean=True
+    )
+    turns = set()
+    for i in range(6):
+        sample = source[i]
+        turns.add(sample.header["REALTURN"][0])
+        assert sample.stars is not None and len(sample.stars) > 0
+        background = np.median(sample.clean)
+        for y, x, flux in sample.stars:  # each star's position is a local peak of the clean tile
+            assert flux > 0
+            y, x = int(round(y)), int(round(x))
+            box = sample.clean[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3]
+            assert sample.clean[y, x] >= box.max() - 0.2 * (box.max() - background)
+    assert len(turns) >= 3

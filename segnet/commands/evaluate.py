@@ -21,7 +21,10 @@ An inpainting run (its config has an ``inpaint:`` section) is evaluated on clean
 tiles of ``--tile`` px instead: MSE per class and per field family and aperture
 photometry of stars under the masks, against LACosmic's masked median and the
 biharmonic fill, and the runtimes per 100 tiles; written to ``evaluation/`` (report.md,
-metrics.json, examples.png).
+metrics.json, examples.png). The tiles come from the run's own families (split 'test');
+with ``--heldout``, from configs/heldout.yaml's family, which no training config uses; with
+``--real [DIR]``, from real frames with contaminants injected (the development set's
+evaluation frames, or DIR's FITS files), the frame itself being the truth.
 
 With ``--real``, the model is measured on real frames instead (segnet/evaluation/real/): contaminants
 injected into each frame and recovered, star cores flagged, what it flags on the frame as it
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from foundation.process import set_verbose, stop_on_sigterm
 
@@ -68,7 +72,10 @@ def parse_args(argv):
         help="real frames: every FITS file in DIR (default: the development set's evaluation "
         "frames, fetched by data/real/fetch.py)",
     )
-    parser.add_argument("--out", help="--real: output folder (default: the run folder's evaluation/real/)")
+    parser.add_argument(
+        "--out",
+        help="--real: output folder (default: the run folder's evaluation/real/; inpainting runs: evaluation/)",
+    )
     parser.add_argument(
         "--draws",
         type=int,
@@ -94,13 +101,18 @@ def parse_args(argv):
     parser.add_argument(
         "--inpaint-grow", type=int, default=0, metavar="PX", help="--masks predicted: grow the flags by PX px"
     )
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="inpainting runs: tiles of configs/heldout.yaml's field family, held out of every training config",
+    )
     args = parser.parse_args(argv)
+    if args.heldout and args.real is not None:
+        parser.error("--heldout and --real: give one")
     if args.inpaint_grow < 0:
         parser.error(f"--inpaint-grow: must be >= 0 px, got {args.inpaint_grow}")
     if (args.mask_model or args.inpaint_grow) and args.masks != "predicted":
         parser.error("--mask-model and --inpaint-grow: only with --masks predicted")
-    if args.out is not None and args.real is None:
-        parser.error("--out: only with --real")
     for name in ("threshold_tiles", "calibration_tiles"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: must be >= 0, got {getattr(args, name)}")
@@ -124,6 +136,12 @@ def main(argv=None) -> int:
         config, _ = load_run_config(folder / "config.yaml")
     except (NoModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.heldout and config.task != "inpaint":
+        print(f"error: --heldout: only for inpainting runs; {folder} holds a segmentation model", file=sys.stderr)
+        return 2
+    if args.out is not None and args.real is None and config.task != "inpaint":
+        print("error: --out: only with --real or for inpainting runs", file=sys.stderr)
         return 2
     try:
         if config.task == "inpaint":
@@ -325,8 +343,6 @@ def evaluate_real(args, model_path, folder, config) -> int:
 
 def evaluate_inpainting(args, model_path, folder, config) -> int:
     """The network against the masked median and biharmonic fills, on clean-truth test tiles."""
-    import dataclasses
-
     from tqdm import tqdm
 
     from data_sim.config import DataSection
@@ -337,15 +353,16 @@ def evaluate_inpainting(args, model_path, folder, config) -> int:
     from segnet.inpainting.evaluation import examples
 
     inpainter = Inpainter(model_path)
-    section = DataSection(classes=config.classes, data=dataclasses.replace(config.data, tile=args.tile))
-    source = SampleSource(section, config.train.seed, split="test", clean=True)
+    data, frames_text, real_split, prefix = inpainting_tiles(args, config)
+    section = DataSection(classes=config.classes, data=data)
+    source = SampleSource(section, config.train.seed, split="test", clean=True, real_split=real_split)
     replace = config.inpaint.replace
-    mask_of, masks_text, suffix = None, "the true masks of the replaced classes", ""
+    mask_of, masks_text, suffix = None, "the true masks of the replaced classes", prefix
     if args.masks == "predicted":
         mask_of, masks_text = predicted_masks(args, replace)
-        suffix = f"_predicted_grow{args.inpaint_grow}"
+        suffix = f"{prefix}_predicted_grow{args.inpaint_grow}"
     print(
-        f"model: {model_path}\ntest set: {args.n} tiles of {args.tile}x{args.tile}, split 'test', "
+        f"model: {model_path}\ntest set: {args.n} tiles of {args.tile}x{args.tile} of {frames_text}, split 'test', "
         f"seed {config.train.seed}; replaced: {', '.join(replace)}; masks: {masks_text}",
         flush=True,
     )
@@ -355,19 +372,45 @@ def evaluate_inpainting(args, model_path, folder, config) -> int:
         )
     text = report.markdown(result)
     print("\n" + text)
-    out = folder / "evaluation"
-    out.mkdir(exist_ok=True)
+    out = Path(args.out) if args.out else folder / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"report{suffix}.md").write_text(
         f"# Inpainting evaluation of {model_path.name}\n\n{args.n} held-out tiles of "
-        f"{args.tile}x{args.tile} (split 'test', seed {config.train.seed}). Truth: each "
-        f"tile's clean twin (same scene and noise, no contaminant); masks: {masks_text}; "
-        f"see segnet/inpainting/evaluation.py.\n\n{text}\n![examples](examples{suffix}.png)\n"
+        f"{args.tile}x{args.tile} of {frames_text} (split 'test', seed {config.train.seed}). Truth: each "
+        f"tile's clean twin (same scene and noise, no contaminant; on real frames the frame itself); "
+        f"masks: {masks_text}; see segnet/inpainting/evaluation.py.\n\n{text}\n![examples](examples{suffix}.png)\n"
     )
     report.write_json(result, out / f"metrics{suffix}.json")
     shown = examples(inpainter, source, args.n, replace=replace, mask_of=mask_of)
     report.plot_examples(shown, out / f"examples{suffix}.png")
     print(f"wrote {out}/ (report{suffix}.md, metrics{suffix}.json, examples{suffix}.png)")
     return 0
+
+
+def inpainting_tiles(args, config):
+    """(data config, description, real-frame split, file-name prefix) of the tiles an inpainting run is scored on."""
+    import dataclasses
+
+    from data_sim.config import RealFramesConfig, load_sim_section
+    from foundation.resources import configs_dir
+
+    if args.heldout:
+        path = configs_dir() / "heldout.yaml"
+        data = load_sim_section(path).data
+        text = f"the held-out field family of {path.name} ({', '.join(data.families)})"
+        return dataclasses.replace(data, tile=args.tile), text, "train", "_heldout"
+    if args.real is not None:
+        from data_sim.real_frames import DEFAULT_DEVSET
+
+        if args.real:
+            frames = RealFramesConfig(glob=str(Path(args.real) / "*.fits*"), weight=1.0, ignore_own=True)
+            text = f"the FITS files of {args.real}, contaminants injected"
+        else:
+            frames = RealFramesConfig(devset=str(DEFAULT_DEVSET), weight=1.0, ignore_own=True)
+            text = "the development set's evaluation frames, contaminants injected"
+        data = dataclasses.replace(config.data, tile=args.tile, families={}, real_frames=frames)
+        return data, text, "eval", "_real"
+    return dataclasses.replace(config.data, tile=args.tile), "the run's own field families", "train", ""
 
 
 def predicted_masks(args, replace):

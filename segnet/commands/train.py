@@ -253,8 +253,6 @@ def prepare_model(config, run):
             print(f"resuming after epoch {run.epochs_done} from {run.checkpoint}", flush=True)
             return load_model(run.checkpoint)
         model, loss = build_model(config)
-        if train.init_from and config.task == "inpaint":
-            raise ValueError("train.init_from: only a segmentation run can start from a trained model")
         if train.init_from:
             try:
                 source_file, _ = resolve_model(train.init_from)

@@ -76,10 +76,13 @@ def flagged_mask(flags: np.ndarray, classes, replace, pixels: int = 0) -> np.nda
 
 def usable_pixels(sample: Sample, mask: np.ndarray) -> np.ndarray:
     """(ny, nx) bool: the pixels of ``mask`` that count, in the loss and in the evaluation: finite and
-    unsaturated in the tile and in its clean twin (the truth)."""
+    unsaturated in the tile and in its clean twin (the truth), and not one of a real frame's own
+    contaminants (``Sample.unknown``: there the "clean" tile holds the contaminant itself)."""
     usable = mask & np.isfinite(sample.image) & np.isfinite(sample.clean) & ~sample.saturated
     if sample.clean_saturated is not None:
         usable &= ~sample.clean_saturated
+    if sample.unknown is not None:
+        usable &= ~sample.unknown
     return usable
 
 

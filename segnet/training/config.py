@@ -100,6 +100,11 @@ class RunConfig:
             missing = [n for n in self.inpaint.replace if n not in self.classes]
             if missing:
                 raise ConfigError(f"inpaint.replace: {missing[0]!r} is not in classes {list(self.classes)}")
+            if self.train.init_from:
+                raise ConfigError(
+                    f"train.init_from: only a segmentation run can start from a trained model, and this config "
+                    f"has an inpaint: section; got {self.train.init_from!r} (set it to null)"
+                )
 
     @property
     def task(self) -> str:
