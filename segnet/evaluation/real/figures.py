@@ -123,7 +123,7 @@ def plot_frame(result, model_name: str, path) -> None:
         0.005,
         "rows 2-3: the 8 most probable CR groups; rows 4-5: the brightest isolated star cores (cyan); "
         "each: image (x,y), then with flags (CR red, HCL white, BCL yellow, BLN brown, HPX blue, BPX green, "
-        "PER turquoise, TRL orange, FRG light grey, several black)",
+        "PER turquoise, TRL orange, FRG light grey, SAT pink, SPK gold, GHO violet, several black)",
         fontsize=6,
     )
     fig.tight_layout(rect=(0, 0.02, 1, 1))
