@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fit.fz", ".fz", ".fits.gz", ".fit.gz", ".fts.gz")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+NONSTANDARD_CARD = "The following header keyword is invalid or follows an unrecognized non-standard convention"
 WCS_KEY = re.compile(
     r"^(WCSAXES|CTYPE[12]|CRPIX[12]|CRVAL[12]|CDELT[12]|CUNIT[12]|CROTA[12]|CD[12]_[12]|"
     r"PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|"
@@ -115,10 +118,16 @@ def _is_image(hdu) -> bool:
 
 @contextlib.contextmanager
 def open_input(path: Path):
-    """Open an input read-only; the file handle is closed whatever happens (astropy may leak it on damaged files)."""
+    """Open an input read-only; the file handle is closed whatever happens (astropy may leak it on damaged files).
+
+    Astropy's line per non-standard header card (ESO-LOG history cards, keywords with
+    odd characters) is not printed: many real frames carry dozens, and nothing here reads
+    them. Its warnings about damaged files still are.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=NONSTANDARD_CARD, category=AstropyUserWarning)
         try:
             # memmap=False: `section` then reads just the rows asked for, scaled (BZERO/BSCALE) or not.
             hdul = fits.open(handle, mode="readonly", memmap=False, lazy_load_hdus=False)

@@ -103,3 +103,29 @@ def test_missing_files_and_small_frames_give_clear_errors(tmp_path):
     fits.PrimaryHDU(np.ones((2, 3, 4), np.float32)).writeto(cube)
     with pytest.raises(RealFrameError, match="cube.fits: no HDU holds a 2-D image"):
         read_image(cube)
+
+
+def test_non_standard_header_cards_are_read_quietly_and_damage_is_still_reported(tmp_path):
+    import warnings
+
+    path = tmp_path / "eso.fits"
+    hdu = fits.PrimaryHDU(np.ones((8, 8), np.float32))
+    hdu.header["COMMENT"] = "to be replaced"
+    hdu.writeto(path)
+    raw = path.read_bytes()
+    card = b"COMMENT to be replaced".ljust(80)
+    eso = b"ESO-LOG 00:00:00> DATE         = '1992-10-26'  / Mon Oct 26, 1992".ljust(80)
+    assert raw.count(card) == 1
+    path.write_bytes(raw.replace(card, eso))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        image, _ = read_image(path)
+    assert image.shape == (8, 8) and not seen
+    with warnings.catch_warnings(record=True) as seen:  # astropy alone still speaks of that card
+        warnings.simplefilter("always")
+        with fits.open(path) as hdul:
+            list(hdul[0].header.cards)
+    assert any("non-standard convention" in str(w.message) for w in seen)
+    (tmp_path / "cut.fits").write_bytes(path.read_bytes()[:-100])  # a truncated file is still named
+    with pytest.raises(RealFrameError, match="cut.fits"):
+        read_image(tmp_path / "cut.fits")
