@@ -250,7 +250,6 @@ class RealFrameSet:
         if split not in ("train", "eval"):
             raise RealFrameError(f"split: must be 'train' or 'eval', got {split!r}")
         self.cfg = cfg
-        self.split = split
         devset = Path(cfg.devset) if cfg.devset else DEFAULT_DEVSET
         entries = _devset_entries(devset) if (cfg.devset or devset.is_file()) else []
         reserved = {e.sha256: e.name for e in entries if e.split == "eval"}
@@ -340,9 +339,9 @@ class RealFrameSet:
                 )
             star_list = None
             if stars is not None:  # flux ~ peak x Gaussian PSF area, e- (a first cut; photometry measures it)
-                rows, cols = np.round(stars.positions).astype(int).T if stars.n else (np.zeros(0, int),) * 2
+                rows, cols = np.round(stars.positions).astype(int).T
                 flux = stars.peak_snr * sigma[rows, cols] * 2 * np.pi * (stars.fwhm / 2.3548) ** 2
-                star_list = np.column_stack([stars.positions, flux]) if stars.n else np.zeros((0, 3))
+                star_list = np.column_stack([stars.positions, flux])
             self._cache[path] = _Loaded(
                 path,
                 image,

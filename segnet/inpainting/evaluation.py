@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_sim.generator import Sample, SampleSource, iter_samples
-from foundation.normalize import BackgroundGrid
 from segnet.evaluation.tiles import tile_batches
 from segnet.inpainting.baselines import biharmonic, masked_median
-from segnet.inpainting.masks import replace_mask, usable_pixels
+from segnet.inpainting.masks import clean_noise, replace_mask, usable_pixels
 
 __all__ = ["METHODS", "InpaintEvaluation", "evaluate_inpainting", "examples", "tile_errors", "star_errors"]
 
@@ -111,12 +110,6 @@ class InpaintEvaluation:
         """(method, seconds per 100 tiles of ``tile`` x ``tile``)."""
         for method in self.methods:
             yield method, self.seconds[method] * 100.0 / max(self.n_tiles, 1)
-
-
-def clean_noise(sample: Sample):
-    """Background and noise maps of the clean tile, (ny, nx) float32 ADU (saturated pixels left out)."""
-    grid = BackgroundGrid(sample.clean, box=int(min(64, max(sample.clean.shape))), mask=sample.clean_saturated)
-    return grid.window()
 
 
 def tile_errors(sample: Sample, outputs: dict, sigma: np.ndarray) -> dict:

@@ -15,6 +15,7 @@ from data_sim.generator import SPLITS, Sample
 __all__ = [
     "replace_mask",
     "hole_mask",
+    "clean_noise",
     "flagged_mask",
     "grow",
     "usable_pixels",
@@ -45,12 +46,17 @@ def hole_mask(sample: Sample, classes, nsigma: float | None = None) -> np.ndarra
     mask = replace_mask(sample, classes)
     if nsigma is None or not mask.any():
         return mask
-    from foundation.normalize import BackgroundGrid
-
-    box = int(min(64, max(sample.clean.shape)))
-    _, sigma = BackgroundGrid(sample.clean, box=box, mask=sample.clean_saturated).window()
+    _, sigma = clean_noise(sample)
     changed = np.abs(sample.image.astype(np.float64) - sample.clean.astype(np.float64))
     return mask & (changed >= nsigma * sigma)
+
+
+def clean_noise(sample: Sample):
+    """Background and noise maps of the clean tile, (ny, nx) float32 ADU (saturated pixels left out)."""
+    from foundation.normalize import BackgroundGrid
+
+    grid = BackgroundGrid(sample.clean, box=int(min(64, max(sample.clean.shape))), mask=sample.clean_saturated)
+    return grid.window()
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
