@@ -291,6 +291,32 @@ class RealFrameSet:
             self.specs = [_Spec(p, cfg.hdu, cfg.gain, cfg.read_noise, 0.0, cfg.saturation, cfg.detector) for p in paths]
         self.paths = [s.path for s in self.specs]
         self._cache: dict[str, _Loaded] = {}
+        self._shapes: dict[str, tuple[int, int]] = {}
+
+    def shape(self, spec: _Spec) -> tuple[int, int]:
+        """The frame's size in px (its ``region`` if one is set), read from the header alone."""
+        if spec.path not in self._shapes:
+            if spec.path in self._cache:
+                shape = self._cache[spec.path].image_e.shape
+            else:
+                try:
+                    with open_input(Path(spec.path)) as hdul:
+                        shape = select_planes(Path(spec.path), hdul, spec.hdu)[0].shape
+                except InputError as exc:
+                    raise RealFrameError(str(exc)) from None
+                if spec.region:
+                    y0, y1, x0, x1 = spec.region
+                    shape = (len(range(*slice(y0, y1).indices(shape[0]))), len(range(*slice(x0, x1).indices(shape[1]))))
+            self._shapes[spec.path] = tuple(shape)
+        return self._shapes[spec.path]
+
+    def fitting(self, tile: int) -> list[_Spec]:
+        """The frames at least ``tile`` px on both sides: the only ones a tile is cut from."""
+        fitting = [s for s in self.specs if min(self.shape(s)) >= tile]
+        if not fitting:
+            sizes = ", ".join(f"{Path(s.path).name} {self.shape(s)[0]}x{self.shape(s)[1]}" for s in self.specs)
+            raise RealFrameError(f"data.tile = {tile}: every real frame is smaller ({sizes})")
+        return fitting
 
     def load(self, spec: _Spec) -> _Loaded:
         path = spec.path
@@ -372,11 +398,10 @@ class RealFrameSet:
         from photutils.utils.exceptions import NoDetectionsWarning
 
         rng = rngs["real"]
-        loaded = self.load(self.specs[int(rng.integers(len(self.specs)))])
-        ny, nx = loaded.image_e.shape
         tile = config.tile
-        if ny < tile or nx < tile:
-            raise RealFrameError(f"{loaded.path}: image is {ny}x{nx} px, smaller than data.tile = {tile}")
+        fitting = self.fitting(tile)
+        loaded = self.load(fitting[int(rng.integers(len(fitting)))])
+        ny, nx = loaded.image_e.shape
         y0, x0 = int(rng.integers(0, ny - tile + 1)), int(rng.integers(0, nx - tile + 1))
         window = (slice(y0, y0 + tile), slice(x0, x0 + tile))
         which = int(rng.integers(len(DIHEDRAL))) if self.cfg.flips else 0

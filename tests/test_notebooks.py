@@ -1,6 +1,8 @@
 """The notebooks run top to bottom on the shipped model, and are committed without outputs."""
 
+import base64
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -58,3 +60,28 @@ def test_a_failing_cell_fails_the_run(tmp_path):
     with pytest.raises(CellExecutionError, match="cell 2 fails"):
         execute(notebook, tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_every_figure_marker_names_exactly_one_cell_of_its_notebook():
+    sys.path.insert(0, str(NOTEBOOKS))
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ beside the notebooks
+    try:
+        import render_figures
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+        sys.dont_write_bytecode = writes
+    for filename, figures in render_figures.FIGURES.items():
+        notebook = nbformat.read(NOTEBOOKS / filename, as_version=4)
+        for name, marker in figures:
+            cells = [c for c in notebook.cells if c.cell_type == "code" and marker in c.source]
+            assert len(cells) == 1, (filename, name)
+    # A drawn figure is found by its marker; a missing marker or an empty cell is named.
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    cell = nbformat.v4.new_code_cell("plt.title('mine')")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    notebook = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell("x = 1")])
+    assert render_figures.cell_png(notebook, "'mine'", "fig") == b"\x89PNG fake"
+    with pytest.raises(SystemExit, match="fig: marker 'nowhere' is in 0 code cells"):
+        render_figures.cell_png(notebook, "nowhere", "fig")
+    with pytest.raises(SystemExit, match="fig: the cell holding 'x = 1' drew no figure"):
+        render_figures.cell_png(notebook, "x = 1", "fig")

@@ -56,6 +56,25 @@ def test_a_run_without_calibration_leaves_no_older_one_behind(evaluated_run, tmp
     assert "`calibration.yaml`" not in (dest / "MODEL_CARD.md").read_text()
 
 
+def test_the_card_names_real_backgrounds_and_a_warm_start(evaluated_run, tmp_path):
+    plain = tmp_path / "plain"
+    assert shipping.main([str(evaluated_run), str(plain), "--hardware", "2 test cores"]) == 0
+    card = (plain / "MODEL_CARD.md").read_text()
+    assert "Real backgrounds" not in card and "Warm-started" not in card
+    run = tmp_path / "run"
+    shutil.copytree(evaluated_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["real_frames"] = {"devset": "data/real/frames.yaml", "weight": 0.4, "ignore_own": True}
+    config["train"]["init_from"] = "models/default"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    dest = tmp_path / "shipped"
+    assert shipping.main([str(run), str(dest), "--hardware", "2 test cores"]) == 0
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "Real backgrounds (weight 0.4 beside the families'): tiles of the training frames of " in card
+    assert "`data/real/frames.yaml`" in card and "own contaminants are left out of the loss" in card
+    assert "Warm-started from `models/default`." in card
+
+
 def test_refuses_an_unevaluated_run_or_a_full_folder(evaluated_run, tmp_path, capsys):
     bare = tmp_path / "bare"
     (bare / "checkpoints").mkdir(parents=True)

@@ -93,7 +93,7 @@ def test_missing_files_and_small_frames_give_clear_errors(tmp_path):
         SampleSource(real_section(str(tmp_path / "none*.fits")), 0)[0]
     small = tmp_path / "small.fits"
     fits.PrimaryHDU(np.ones((20, 20), np.float32)).writeto(small)
-    with pytest.raises(RealFrameError, match="small.fits.*smaller than data.tile"):
+    with pytest.raises(RealFrameError, match=r"data.tile = 64: every real frame is smaller \(small.fits 20x20\)"):
         SampleSource(real_section(str(small)), 0)[0]
     bad = tmp_path / "bad.fits"
     bad.write_text("not a fits file")
@@ -103,6 +103,13 @@ def test_missing_files_and_small_frames_give_clear_errors(tmp_path):
     fits.PrimaryHDU(np.ones((2, 3, 4), np.float32)).writeto(cube)
     with pytest.raises(RealFrameError, match="cube.fits: no HDU holds a 2-D image"):
         read_image(cube)
+
+
+def test_frames_smaller_than_the_tile_are_skipped_when_others_fit(tmp_path):
+    write_clean_frame(tmp_path / "big.fits")
+    fits.PrimaryHDU(np.ones((20, 20), np.float32)).writeto(tmp_path / "small.fits")
+    source = SampleSource(real_section(str(tmp_path / "*.fits")), 0)
+    assert {source[i].header["REALFILE"][0] for i in range(6)} == {"big.fits"}
 
 
 def test_non_standard_header_cards_are_read_quietly_and_damage_is_still_reported(tmp_path):

@@ -96,6 +96,19 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
     steps = len(history) * train["steps_per_epoch"]
     hours = sum(row["seconds"] for row in history) / 3600
     families = ", ".join(f"{name} ({fam.get('weight', 1.0):g})" for name, fam in data["families"].items())
+    real = data.get("real_frames") or {}
+    backgrounds = ""
+    if real:
+        source = f"the training frames of `{real['devset']}`"
+        if not real.get("devset"):
+            source = f"the files `{real.get('glob')}`"
+        backgrounds = (
+            f" Real backgrounds (weight {real.get('weight', 1.0):g} beside the families'): tiles of {source} "
+            "with the contaminants injected into them (`data_sim/real_frames.py`)"
+            + ("; the frames' own contaminants are left out of the loss" if real.get("ignore_own") else "")
+            + "."
+        )
+    start = f" Warm-started from `{train['init_from']}`." if train.get("init_from") else ""
     code = yaml.safe_load((dest / "code_version.yaml").read_text())
     timing = metrics.get("timing") or {}
     speed = ""
@@ -137,7 +150,7 @@ Trained under Keras {code.get("keras")} ({code.get("keras_backend")} backend), g
 ## Training data
 
 Simulated {data["tile"]}x{data["tile"]} tiles from `data_sim/` (every pixel's truth exact), fresh tiles every
-step: field families (weight) {families}. An additive contaminant is
+step: field families (weight) {families}.{backgrounds} An additive contaminant is
 truth where it adds at least {data.get("truth_nsigma", 1.0):g} sigma of local noise; defects (columns, lines, pixels)
 where they change the pixel. Class fractions measured on {fractions["tiles"]} tiles:
 {", ".join(f"{k} {v:.2e}" for k, v in fractions["classes"].items())}.
@@ -149,7 +162,7 @@ steps), batch {train["batch_size"]}, {len(history)} epochs x {train["steps_per_e
 ({steps * train["batch_size"]:,} tiles), seed {train["seed"]}; loss: sigmoid cross-entropy weighted by
 Gaussian-smoothed inverse class-frequency maps (class weight / background weight capped at
 {train.get("max_weight_ratio", 0):g}). Compute: {hardware}; {hours:.1f} h of training (sum of epoch times in
-`history.csv`). Final training loss {history[-1]["loss"]:.4f}, validation loss {history[-1]["val_loss"]:.4f}.
+`history.csv`).{start} Final training loss {history[-1]["loss"]:.4f}, validation loss {history[-1]["val_loss"]:.4f}.
 
 ![training curve](training_curve.png)
 
