@@ -34,9 +34,14 @@ FIGURES = {
 }
 
 
+def marked_cells(notebook, marker: str) -> list:
+    """The code cells whose source holds ``marker`` (a figure's marker must name exactly one)."""
+    return [c for c in notebook.cells if c.cell_type == "code" and marker in c.source]
+
+
 def cell_png(notebook, marker: str, name: str) -> bytes:
     """The last PNG the one code cell holding ``marker`` drew."""
-    cells = [c for c in notebook.cells if c.cell_type == "code" and marker in c.source]
+    cells = marked_cells(notebook, marker)
     if len(cells) != 1:
         raise SystemExit(f"{name}: marker {marker!r} is in {len(cells)} code cells, expected 1")
     images = [o["data"]["image/png"] for o in cells[0].outputs if "image/png" in o.get("data", {})]

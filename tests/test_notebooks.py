@@ -73,8 +73,7 @@ def test_every_figure_marker_names_exactly_one_cell_of_its_notebook():
     for filename, figures in render_figures.FIGURES.items():
         notebook = nbformat.read(NOTEBOOKS / filename, as_version=4)
         for name, marker in figures:
-            cells = [c for c in notebook.cells if c.cell_type == "code" and marker in c.source]
-            assert len(cells) == 1, (filename, name)
+            assert len(render_figures.marked_cells(notebook, marker)) == 1, (filename, name)
     # A drawn figure is found by its marker; a missing marker or an empty cell is named.
     png = base64.b64encode(b"\x89PNG fake").decode()
     cell = nbformat.v4.new_code_cell("plt.title('mine')")
