@@ -16,7 +16,8 @@ Truth: contaminant masks by the same rules as in simulation; OBJ is *estimated*
 pixels after a 2-px Gaussian smoothing), since a real frame's objects are not
 known exactly; SAT is every pixel at the saturation level. The frame's own
 contaminants carry no truth: with ``ignore_own`` their pixels (astroscrappy's
-flags less isolated star cores, grown) are ``unknown``, which losses and metrics
+flags less isolated star cores, and cold pixels; grown; and the prescan and overscan
+strips a development frame names) are ``unknown``, which losses and metrics
 leave out. Spikes and ghosts come from the tile's brightest point sources
 (``bright_sources``). Input files are only read, never modified.
 """
@@ -90,6 +91,7 @@ class _Spec:
     saturation: float | None  # ADU as stored
     detector: str
     region: tuple | None = None
+    no_sky: tuple = ()  # (y0, y1, x0, x1) of the stored image: strips that hold no sky (``NO_SKY``)
 
 
 @dataclass(frozen=True)
@@ -188,12 +190,23 @@ def bright_sources(
     return np.column_stack([y[order], x[order], flux[order]]).astype(np.float64)
 
 
+#: Detector structure (a development frame's ``structure``) that holds no sky: with ``ignore_own``
+#: its pixels are unknown too, so nothing is scored (or learnt) on a bias level as if it were sky.
+NO_SKY = ("prescan", "overscan")
+
+#: A pixel this many local sigma below the background is one of the frame's own defects
+#: (no sky pixel of any development frame is: the Bayer mosaics' dimmest colour included).
+COLD_NSIGMA = 5.0
+
+
 def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: float, saturation_e: float, grow: int):
     """Pixels a real frame's own contaminants may touch: truth there is unknown.
 
     astroscrappy's (L.A.Cosmic's) flags on the frame in electrons, less ``star_cores`` (the
     cores of isolated stars, ``foundation.stars``, nonzero there), which it mistakes for hits
-    and the model must learn are no contaminant, plus non-finite pixels; grown by ``grow`` px.
+    and the model must learn are no contaminant; plus the frame's cold pixels, more than
+    ``COLD_NSIGMA`` sigma below its local background (dead pixels and columns, unlit edges:
+    L.A.Cosmic looks for positive outliers only), and non-finite pixels; grown by ``grow`` px.
     """
     import astroscrappy
 
@@ -211,7 +224,8 @@ def own_contaminants(image_e, background_e, sigma_e, star_cores, read_noise: flo
         sigfrac=0.3,
         objlim=5.0,
     )
-    mask = (np.asarray(flags, bool) & (star_cores == 0)) | ~finite
+    cold = np.asarray(image_e < background_e - COLD_NSIGMA * sigma_e) & finite
+    mask = (np.asarray(flags, bool) & (star_cores == 0)) | cold | ~finite
     return ndimage.binary_dilation(mask, iterations=grow) if (grow > 0 and mask.any()) else mask
 
 
@@ -265,6 +279,7 @@ class RealFrameSet:
                     e.camera.saturation,
                     e.camera.detector,
                     e.region,
+                    tuple(box for kind, box in e.structure.items() if kind in NO_SKY),
                 )
                 for e in entries
                 if e.split == split
@@ -363,6 +378,9 @@ class RealFrameSet:
                     saturation_e,
                     self.cfg.ignore_grow,
                 )
+                oy, ox = spec.region[::2] if spec.region else (0, 0)
+                for y0, y1, x0, x1 in spec.no_sky:
+                    unknown[max(y0 - oy, 0) : max(y1 - oy, 0), max(x0 - ox, 0) : max(x1 - ox, 0)] = True
             star_list = None
             if stars is not None:  # flux ~ peak x Gaussian PSF area, e- (a first cut; photometry measures it)
                 rows, cols = np.round(stars.positions).astype(int).T

@@ -463,6 +463,11 @@ def test_masks_grow_by_whole_pixels_and_flags_choose_the_classes():
     flags[1, 1], flags[7, 7] = 1, 2**9  # CR, OBJ
     chosen = flagged_mask(flags, CLASS_NAMES, ("CR", "HPX"), 1)
     assert chosen[:3, :3].all() and chosen.sum() == 9  # OBJ is never replaced
+    flags[2, 2] |= 2**9  # an object next to the hit, and a hit on an object
+    flags[7, 7] |= 1
+    chosen = flagged_mask(flags, CLASS_NAMES, ("CR",), 1)
+    assert not chosen[2, 2] and chosen[:3, :3].sum() == 8  # the ring spares the object ...
+    assert chosen[6:9, 6:9].all() and chosen.sum() == 17  # ... whose own flagged pixels are replaced
 
 
 def test_evaluation_fills_the_holes_it_is_given_and_scores_the_true_class_inside_them():
@@ -480,6 +485,22 @@ def test_evaluation_fills_the_holes_it_is_given_and_scores_the_true_class_inside
     assert rows["all"]["network"] == 0 and rows["all"]["median"] > 0
 
 
+def test_a_tile_with_nothing_left_to_fill_from_is_counted_not_scored():
+    from segnet.inpainting import report
+    from segnet.inpainting.masks import replace_mask
+
+    source = tiny_source(tile=96, seed=1, stars=(3000, 3000), cosmics=(20000, 20000), nsigma=1e-6)
+    samples = [source[i] for i in range(3)]
+
+    def holes(s):  # the first tile: all of it
+        return np.ones(s.image.shape, bool) if s.header["SIMINDEX"][0] == 0 else replace_mask(s, ("CR",))
+
+    result = evaluate_inpainting(Oracle(samples), source, 3, replace=("CR",), batch_size=2, mask_of=holes)
+    assert result.skipped == 1
+    assert dict(result.class_rows())["all"]["pixels"] == sum(int(holes(s).sum()) for s in samples[1:])
+    assert "1 of 3 tiles not scored: their holes covered every finite pixel." in report.markdown(result)
+
+
 def test_evaluate_py_scores_the_whole_chain_with_a_segmentation_models_flags(tmp_path, smoke_run, capsys):
     cfg = write_inpaint_config(tmp_path)
     run = tmp_path / "runs" / "inpaint"
@@ -490,9 +511,12 @@ def test_evaluate_py_scores_the_whole_chain_with_a_segmentation_models_flags(tmp
     assert "--mask-model and --inpaint-grow: only with --masks predicted" in capsys.readouterr().err
     assert evaluate.main([*args, "--masks", "predicted", "--mask-model", str(smoke_run), "--inpaint-grow", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"masks: the flags of {smoke_run} at its thresholds, grown by 1 px" in out
+    replaced = "CR, HCL, BCL, BLN, HPX, BPX, PER, TRL, SPK"  # as predict.py --inpaint: not SAT, FRG, GHO
+    text = f"masks: the flags of {smoke_run} at its thresholds of the classes predict.py --inpaint replaces by default"
+    assert f"{text} ({replaced}), grown by 1 px" in out
     report = (run / "evaluation" / "report_predicted_grow1.md").read_text()
     assert "grown by 1 px" in report
+    assert "| SPK |" in report and "| FRG |" not in report  # per-class rows of the replaced classes
     assert (run / "evaluation" / "examples_predicted_grow1.png").stat().st_size > 1000
     assert not (run / "evaluation" / "report.md").exists()  # the truth-mask report is its own file
 
@@ -546,7 +570,7 @@ def test_evaluate_py_scores_inpainting_on_the_heldout_family_and_on_real_frames(
     out = tmp_path / "real_out"
     assert evaluate.main([*args, "--real", str(frames), "--out", str(out)]) == 0
     assert f"the FITS files of {frames}, contaminants injected" in capsys.readouterr().out
-    assert "| real |" in (out / "report_real.md").read_text()
+    assert "| real: mine.fits |" in (out / "report_real.md").read_text()  # figures per real frame
     assert (out / "examples_real.png").stat().st_size > 1000
     assert (frames / "mine.fits").read_bytes() == before  # the input is only read
     with pytest.raises(SystemExit):
@@ -565,3 +589,22 @@ def test_a_real_frames_own_contaminants_are_never_scored():
     assert usable_pixels(sample, mask)[unknown].all()
     assert not usable_pixels(own, mask)[unknown].any()
     assert usable_pixels(own, mask)[~unknown].sum() == usable_pixels(sample, mask)[~unknown].sum()
+
+
+def test_a_bayer_mosaic_is_filled_phase_by_phase():
+    from segnet.inpainting.data import base_fill, is_mosaic
+
+    rng = np.random.default_rng(4)
+    grey = 1000.0 + rng.normal(0.0, 10.0, (64, 64))
+    response = np.ones((64, 64))
+    response[0::2, 0::2], response[1::2, 1::2] = 0.5, 0.7  # red and blue under a green checkerboard
+    colour = grey * response
+    holes = np.zeros((64, 64), bool)
+    holes[20:26, 30:37] = True
+    assert is_mosaic(colour, holes) and not is_mosaic(grey, holes)
+    filled = base_fill(colour, holes)
+    np.testing.assert_array_equal(filled[~holes], colour[~holes].astype(np.float32))
+    # Each hole pixel at its own colour's level (within the noise), not at the mean of its neighbours'.
+    assert np.abs(filled - 1000.0 * response)[holes].max() < 40.0
+    assert np.abs(biharmonic(colour, holes) - 1000.0 * response)[holes].max() > 100.0
+    np.testing.assert_array_equal(base_fill(grey, holes), biharmonic(grey, holes))  # a grey sensor: unchanged

@@ -19,7 +19,7 @@ def model_dir(tmp_path_factory):
     """An (untrained) SegNet with an inpainter beside it, as models/default ships them.
 
     Thresholds: CR at the median of its probabilities on ``frame()`` (about half the pixels
-    flagged), HPX at its 90th percentile, every other class never flagged.
+    flagged), HPX at its 90th percentile, OBJ at its 80th, every other class never flagged.
     """
     keras.utils.set_random_seed(1)
     folder = tmp_path_factory.mktemp("model")
@@ -30,6 +30,7 @@ def model_dir(tmp_path_factory):
     thresholds = {c: 1.0 for c in CLASS_NAMES}
     thresholds["CR"] = float(np.median(prob[0]))
     thresholds["HPX"] = float(np.percentile(prob[4], 90))
+    thresholds["OBJ"] = float(np.percentile(prob[9], 80))
     (folder / "thresholds.yaml").write_text(yaml.safe_dump(thresholds))
     (folder / "inpaint").mkdir()
     build_inpainter(depth=2, base_filters=4, convs_per_level=1).save(folder / "inpaint" / "model.keras")
@@ -45,6 +46,8 @@ def bits(*names):
 
 
 def test_inpaint_adds_a_clean_hdu_that_changes_only_flagged_pixels(model_dir, tmp_path):
+    from segnet.inpainting.masks import grow
+
     image = frame()
     image[3, 4] = np.nan
     src = write(tmp_path / "night.fits", image, {**WCS, "BUNIT": "adu"})
@@ -56,27 +59,32 @@ def test_inpaint_adds_a_clean_hdu_that_changes_only_flagged_pixels(model_dir, tm
         clean, flags = hdul["CLEAN"], hdul["FLAGS"].data
         assert clean.data.dtype == np.dtype(">f4") and clean.data.shape == image.shape
         header = clean.header
-        assert header["REPLACED"] == "CR,HCL,BCL,BLN,HPX,BPX,PER,TRL,FRG,SPK,GHO" and header["BUNIT"] == "adu"
+        # Every contaminant but SAT, FRG and GHO by default.
+        assert header["REPLACED"] == "CR,HCL,BCL,BLN,HPX,BPX,PER,TRL,SPK" and header["BUNIT"] == "adu"
         for key, value in WCS.items():
             assert header[key] == value
         assert {"INPMODEL", "INPMSHA", "MODEL", "MODELSHA", "SWVERSN"} <= set(header)
         assert header["INPMODEL"] == "inpaint/model.keras"
-        replaced = (flags & bits(*CLASS_NAMES[:-1])) != 0
-        assert header["NREPL"] == replaced.sum() and 0 < replaced.mean() < 0.9
+        flagged = (flags & bits(*header["REPLACED"].split(","))) != 0
+        replaced = grow(flagged, 3, spare=(flags & bits("OBJ")) != 0)  # grown 3 px by default, not into OBJ
+        assert header["INGROW"] == 3 and header["NREPL"] == replaced.sum() and 0 < replaced.mean() < 0.95
         data = clean.data.astype(np.float32)
         np.testing.assert_array_equal(data[~replaced], image[~replaced])  # bit for bit (NaN stays NaN)
-        assert np.isnan(data[3, 4]) and np.isfinite(data[replaced]).all()
+        assert np.isfinite(data[replaced]).all()  # the NaN at (3, 4) too if replaced, else it stays NaN (above)
         assert not np.array_equal(data[replaced], image[replaced])
 
 
 def test_inpaint_classes_choose_what_is_replaced(model_dir, tmp_path):
+    from segnet.inpainting.masks import grow
+
     image = frame(seed=2)
     src = write(tmp_path / "hot.fits", image)
     assert run(model_dir, src, "-o", tmp_path, "--inpaint-classes", "HPX") == 0  # implies --inpaint
     with fits.open(tmp_path / "hot.mask.fits") as hdul:
         assert hdul["CLEAN"].header["REPLACED"] == "HPX"
-        replaced = (hdul["FLAGS"].data & bits("HPX")) != 0
-        cr_only = ((hdul["FLAGS"].data & bits("CR")) != 0) & ~replaced
+        flags = hdul["FLAGS"].data
+        replaced = grow((flags & bits("HPX")) != 0, 3, spare=(flags & bits("OBJ")) != 0)
+        cr_only = ((flags & bits("CR")) != 0) & ~replaced
         assert cr_only.any() and replaced.any()
         data = hdul["CLEAN"].data.astype(np.float32)
         np.testing.assert_array_equal(data[~replaced], image[~replaced])
@@ -122,17 +130,19 @@ def test_bad_inpaint_classes_stop_before_any_file(model_dir, tmp_path, capsys, n
     assert f"--inpaint-classes: {message}" in capsys.readouterr().err
 
 
-def test_inpaint_grow_replaces_a_ring_around_the_flags_and_nothing_else(model_dir, tmp_path, capsys):
+def test_inpaint_grow_replaces_a_ring_around_the_flags_but_not_objects(model_dir, tmp_path, capsys):
     from segnet.inpainting.masks import grow
 
     image = frame(seed=2)
     src = write(tmp_path / "hot.fits", image)
-    assert run(model_dir, src, "-o", tmp_path, "--inpaint-classes", "HPX", "--inpaint-grow", "2") == 0
+    assert run(model_dir, src, "-o", tmp_path, "--inpaint-classes", "HPX", "--inpaint-grow", "1") == 0
     with fits.open(tmp_path / "hot.mask.fits") as hdul:
         flags, clean = hdul["FLAGS"].data, hdul["CLEAN"]
-        replaced = grow((flags & bits("HPX")) != 0, 2)
-        assert clean.header["INGROW"] == 2 and clean.header["NREPL"] == replaced.sum()
-        assert replaced.sum() > ((flags & bits("HPX")) != 0).sum()
+        hot, objects = (flags & bits("HPX")) != 0, (flags & bits("OBJ")) != 0
+        replaced = grow(hot, 1, spare=objects)
+        assert clean.header["INGROW"] == 1 and clean.header["NREPL"] == replaced.sum()
+        assert replaced.sum() > hot.sum()
+        assert (grow(hot, 1) & objects & ~hot).any() and not (replaced & objects & ~hot).any()  # objects kept
         data = clean.data.astype(np.float32)
         np.testing.assert_array_equal(data[~replaced], image[~replaced])
         assert not np.array_equal(data[replaced], image[replaced])

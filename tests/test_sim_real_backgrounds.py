@@ -17,6 +17,8 @@ from segnet.training.dataset import make_batch
 DATA = Path(__file__).parent / "data"
 OFF = {name: {"probability": 0.0} for name in INJECTED}
 HIT = (40, 100)  # where a cosmic-ray-like spot is planted in the cut-out (away from its stars)
+OVERSCAN = [0, 128, 122, 128]  # (y0, y1, x0, x1): a strip the devset says holds no sky
+DEAD = (slice(70, 90), slice(12, 24))  # and a dead patch (L.A.Cosmic flags no negative outlier)
 
 
 def cutout():
@@ -31,6 +33,7 @@ def devset(tmp_path, *, hit=True):
         image = image.copy()
         image[HIT] += 4000.0
         image[HIT[0], HIT[1] + 1] += 2500.0
+        image[DEAD] = 0.0
     folder = tmp_path / "frames"
     folder.mkdir()
     fits.PrimaryHDU(image, header=header).writeto(folder / "cut_train.fits")
@@ -45,6 +48,7 @@ def devset(tmp_path, *, hit=True):
             "path": f"{name}.fits",
             "camera": camera,
             "sha256": hashlib.sha256((folder / f"{name}.fits").read_bytes()).hexdigest(),
+            "structure": {"overscan": OVERSCAN, "quadrant_step": [0, 64, 0, 128]},
         }
         for name, split in (("cut_train", "train"), ("cut_eval", "eval"))
     }
@@ -112,9 +116,12 @@ def test_own_contaminants_carry_no_truth_and_no_loss_weight(tmp_path):
     sample = source[0]
     assert sample.header["REALTURN"][0] == 0 and sample.unknown is not None
     unknown = sample.unknown
-    # The planted hit and 2 px around it are unknown; most of the frame is not (its stars stay known).
+    # The planted hit and dead patch and 2 px around them are unknown; most of the frame is not
+    # (its stars stay known).
     assert unknown[HIT] and unknown[HIT[0] + 2, HIT[1]] and unknown[HIT[0], HIT[1] + 3]
-    assert unknown.mean() < 0.05
+    assert unknown[DEAD].all() and unknown[80, 25] and not unknown[80, 28]
+    assert unknown[:, 122:].all() and unknown[:, :122].mean() < 0.05  # the overscan; a quadrant step is sky
+    assert unknown.mean() < 0.1
     assert sample.truth_of("OBJ")[~unknown].any()
     n = len(source.classes)
     _, y = make_batch([sample], np.ones(n, np.float32), 0.5)

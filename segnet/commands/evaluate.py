@@ -43,6 +43,8 @@ from foundation.process import set_verbose, stop_on_sigterm
 
 
 def parse_args(argv):
+    from segnet.inpainting.defaults import DEFAULT_GROW
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="run folder or .keras file (default: latest run, else models/default)")
     parser.add_argument("--n", type=int, default=200, help="held-out test tiles (default 200)")
@@ -99,7 +101,11 @@ def parse_args(argv):
     )
     parser.add_argument("--mask-model", help="--masks predicted: run or model folder (default: the shipped model)")
     parser.add_argument(
-        "--inpaint-grow", type=int, default=0, metavar="PX", help="--masks predicted: grow the flags by PX px"
+        "--inpaint-grow",
+        type=int,
+        metavar="PX",
+        help="--masks predicted: grow the flags by PX px, not into OBJ, as predict.py --inpaint-grow "
+        f"(default {DEFAULT_GROW}, as predict.py)",
     )
     parser.add_argument(
         "--heldout",
@@ -109,10 +115,12 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.heldout and args.real is not None:
         parser.error("--heldout and --real: give one")
-    if args.inpaint_grow < 0:
+    if args.inpaint_grow is not None and args.inpaint_grow < 0:
         parser.error(f"--inpaint-grow: must be >= 0 px, got {args.inpaint_grow}")
-    if (args.mask_model or args.inpaint_grow) and args.masks != "predicted":
+    if (args.mask_model or args.inpaint_grow is not None) and args.masks != "predicted":
         parser.error("--mask-model and --inpaint-grow: only with --masks predicted")
+    if args.inpaint_grow is None:
+        args.inpaint_grow = DEFAULT_GROW
     for name in ("threshold_tiles", "calibration_tiles"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: must be >= 0, got {getattr(args, name)}")
@@ -149,7 +157,7 @@ def main(argv=None) -> int:
         if args.real is not None:
             return evaluate_real(args, model_path, folder, config)
         return evaluate_simulated(args, model_path, folder, config)
-    except ValueError as exc:  # a model that cannot serve (--mask-model without the replaced classes, ...)
+    except ValueError as exc:  # a model that cannot serve, a bad run folder, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -359,7 +367,8 @@ def evaluate_inpainting(args, model_path, folder, config) -> int:
     replace = config.inpaint.replace
     mask_of, masks_text, suffix = None, "the true masks of the replaced classes", prefix
     if args.masks == "predicted":
-        mask_of, masks_text = predicted_masks(args, replace)
+        mask_of, masks_text, replaced = predicted_masks(args)
+        replace = tuple(c for c in replaced if c in config.classes)  # the classes the tiles have a truth of
         suffix = f"{prefix}_predicted_grow{args.inpaint_grow}"
     print(
         f"model: {model_path}\ntest set: {args.n} tiles of {args.tile}x{args.tile} of {frames_text}, split 'test', "
@@ -413,22 +422,25 @@ def inpainting_tiles(args, config):
     return dataclasses.replace(config.data, tile=args.tile), "the run's own field families", "train", ""
 
 
-def predicted_masks(args, replace):
-    """(mask_of, description): a segmentation model's own flags of the replaced classes, grown as asked."""
+def predicted_masks(args):
+    """(mask_of, description, replaced classes): a segmentation model's own flags, grown as asked, of
+    the classes ``predict.py --inpaint`` replaces by default, as a user gets them."""
+    from segnet.inpainting.defaults import default_replaced
     from segnet.inpainting.masks import flagged_mask
     from segnet.serving.api import load_masker
 
     masker = load_masker(args.mask_model)
-    missing = [c for c in replace if c not in masker.classes]
-    if missing:
-        raise ValueError(f"--mask-model: the model does not predict {missing} (it predicts {list(masker.classes)})")
+    replace = default_replaced(masker.classes)
 
     def mask_of(sample):
         flags = masker(sample.image, bad_pixels=sample.saturated).flags
         return flagged_mask(flags, masker.classes, replace, args.inpaint_grow)
 
-    text = f"the flags of {args.mask_model or 'the shipped model'} at its thresholds, grown by {args.inpaint_grow} px"
-    return mask_of, text
+    text = (
+        f"the flags of {args.mask_model or 'the shipped model'} at its thresholds of the classes predict.py "
+        f"--inpaint replaces by default ({', '.join(replace)}), grown by {args.inpaint_grow} px"
+    )
+    return mask_of, text, replace
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ _WORKER = {}  # per process: the FramePredictor, loaded once
 
 def parse_args(argv):
     from foundation.tiling import TileSettings
+    from segnet.inpainting.defaults import DEFAULT_GROW
 
     defaults = TileSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,14 +82,14 @@ def parse_args(argv):
     parser.add_argument(
         "--inpaint-classes",
         metavar="NAMES",
-        help="comma-separated classes to replace (default: every contaminant but SAT, i.e. all but OBJ, SAT)",
+        help="comma-separated classes to replace (default: every contaminant but SAT, FRG, GHO; OBJ never)",
     )
     parser.add_argument(
         "--inpaint-grow",
         type=int,
-        default=0,
         metavar="PX",
-        help="with --inpaint: also replace PX px around the flagged pixels (a hit's faint halo; default 0)",
+        help="with --inpaint: also replace PX px around the flagged pixels, a hit's faint halo, but not "
+        f"pixels flagged OBJ (default {DEFAULT_GROW})",
     )
     parser.add_argument(
         "--inpaint-model", type=Path, help="inpainting run folder or .keras file (default: <model folder>/inpaint)"
@@ -102,10 +103,12 @@ def parse_args(argv):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="let TensorFlow's start-up log lines through")
     args = parser.parse_args(argv)
-    if args.inpaint_grow < 0:
+    if args.inpaint_grow is not None and args.inpaint_grow < 0:
         parser.error(f"--inpaint-grow: must be >= 0 px, got {args.inpaint_grow}")
-    if args.inpaint_grow and not (args.inpaint or args.inpaint_classes is not None or args.inpaint_model):
+    if args.inpaint_grow is not None and not (args.inpaint or args.inpaint_classes is not None or args.inpaint_model):
         parser.error("--inpaint-grow: only with --inpaint")
+    if args.inpaint_grow is None:
+        args.inpaint_grow = DEFAULT_GROW
     if args.inpaint_classes is not None:
         args.inpaint_classes = tuple(n.strip() for n in args.inpaint_classes.split(",") if n.strip())
         if not args.inpaint_classes:

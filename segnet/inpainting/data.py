@@ -5,7 +5,8 @@ and sigma from robust box statistics that leave out the pixels to replace and th
 saturated ones, so one network serves every camera and sky level.
 
 The network refines a classical fill rather than inventing pixels from nothing:
-the holes are first filled by the biharmonic fill ``f`` (``baselines.biharmonic``),
+the holes are first filled by the biharmonic fill ``f`` (``baselines.biharmonic``; on a
+colour camera's Bayer mosaic, each 2x2 phase from its own pixels: ``base_fill``),
 and the network predicts a correction ``d`` in units of ``s = sqrt(1 + max |f|)``,
 the maximum over the pixel's 5x5 neighbourhood, so the result is ``f + s * d``.
 An untrained network (``d = 0``: its head starts at zero) *is* the biharmonic
@@ -42,6 +43,8 @@ from segnet.inpainting.baselines import biharmonic
 from segnet.inpainting.masks import hole_mask, mask_rng, training_mask, usable_pixels
 
 __all__ = [
+    "is_mosaic",
+    "base_fill",
     "encode",
     "decode",
     "target",
@@ -64,6 +67,41 @@ def normalisation(image, unknown, saturated=None, *, box: int = 64):
     return grid.window()
 
 
+#: The 2x2 phases of a tile's known pixels whose median levels differ by more than this many times
+#: their noise make a colour camera's Bayer mosaic (`is_mosaic`); a grey sensor's differ by ~0.01.
+MOSAIC_NSIGMA = 1.0
+
+
+def is_mosaic(image, holes) -> bool:
+    """True when the four 2x2 phases of the known pixels of ``image`` sit at different levels:
+    a colour camera's raw Bayer mosaic, whose neighbouring pixels see different colours."""
+    known = ~np.asarray(holes, bool) & np.isfinite(image)
+    levels, noises = [], []
+    for py in (0, 1):
+        for px in (0, 1):
+            values = np.asarray(image[py::2, px::2], np.float64)[known[py::2, px::2]]
+            if values.size < 16:
+                return False
+            level = np.median(values)
+            levels.append(level)
+            noises.append(1.4826 * np.median(np.abs(values - level)))
+    noise = min(noises)
+    return bool(noise > 0 and max(levels) - min(levels) > MOSAIC_NSIGMA * noise)
+
+
+def base_fill(image, holes) -> np.ndarray:
+    """The classical fill the network corrects: the biharmonic fill, or on a Bayer mosaic
+    (`is_mosaic`) the biharmonic fill of each 2x2 phase from its own pixels, so a hole keeps
+    the mosaic instead of averaging its colours. float32, the image's units."""
+    if not is_mosaic(image, holes):
+        return biharmonic(image, holes)
+    out = np.array(image, np.float32)
+    for py in (0, 1):
+        for px in (0, 1):
+            out[py::2, px::2] = biharmonic(image[py::2, px::2], holes[py::2, px::2])
+    return out
+
+
 def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The network's input ``(ny, nx, 3)``, the normalised fill ``f`` and its unit ``scale(f)``
     ``(ny, nx)``, float32 each (the unit is returned for `target` and `decode`).
@@ -80,7 +118,7 @@ def encode(image, unknown, background, sigma) -> tuple[np.ndarray, np.ndarray, n
     if holes.all():
         fill = np.zeros(image.shape, np.float32)
     else:
-        fill = ((biharmonic(image, holes) - background) / sigma).astype(np.float32)
+        fill = ((base_fill(image, holes) - background) / sigma).astype(np.float32)
     unit = scale(fill)
     x = np.stack([np.arcsinh(fill), fill / unit, holes.astype(np.float32)], axis=-1)
     return x.astype(np.float32), fill, unit

@@ -8,7 +8,7 @@ as in deepCR's comparison: a perfect method would score an MSE of about 1
 (on the sky), not 0.
 
 - **MSE** per class (the pixels of that class; a pixel in several counts in
-  each), overall and per field family, in units of the local sky noise
+  each), overall and per field family (per frame for real tiles), in units of the local sky noise
   squared: ``((method - clean) / sigma)**2``, sigma the robust noise map of the
   clean tile (64-px boxes). Saturated and non-finite pixels (in the tile or its
   clean twin) are left out. The mean is ruled by the few pixels on bright stars
@@ -39,7 +39,7 @@ from segnet.evaluation.tiles import tile_batches
 from segnet.inpainting.baselines import biharmonic, masked_median
 from segnet.inpainting.masks import clean_noise, replace_mask, usable_pixels
 
-__all__ = ["METHODS", "InpaintEvaluation", "evaluate_inpainting", "examples", "tile_errors", "star_errors"]
+__all__ = ["METHODS", "InpaintEvaluation", "evaluate_inpainting", "examples", "tile_errors", "star_errors", "source_of"]
 
 METHODS = ("network", "median", "biharmonic")
 ALL = "all"
@@ -59,6 +59,7 @@ class InpaintEvaluation:
     stars: list = field(default_factory=list)  # (family, classes, {method: rel. error})
     seconds: dict = field(default_factory=lambda: defaultdict(float))  # method -> seconds
     n_tiles: int = 0
+    skipped: int = 0  # tiles whose holes covered every finite pixel: not scored
     tile: int = 0
     families: set = field(default_factory=set)
 
@@ -109,7 +110,14 @@ class InpaintEvaluation:
     def runtime_rows(self):
         """(method, seconds per 100 tiles of ``tile`` x ``tile``)."""
         for method in self.methods:
-            yield method, self.seconds[method] * 100.0 / max(self.n_tiles, 1)
+            yield method, self.seconds[method] * 100.0 / max(self.n_tiles - self.skipped, 1)
+
+
+def source_of(sample: Sample) -> str:
+    """What a tile's figures are grouped by: its field family, or for a real tile its frame's file
+    name (real frames differ far more from one another than simulated tiles of one family do)."""
+    frame = sample.header.get("REALFILE")
+    return f"real: {frame[0]}" if frame else sample.family
 
 
 def tile_errors(sample: Sample, outputs: dict, sigma: np.ndarray) -> dict:
@@ -175,6 +183,12 @@ def evaluate_inpainting(
     warm = True
     for batch in tile_batches(source, n_tiles, batch_size, progress):
         masks = [mask_of(s) for s in batch]
+        # A tile whose holes cover every finite pixel leaves no method anything to fill from.
+        fillable = [(s, m) for s, m in zip(batch, masks) if (np.isfinite(s.image) & ~m).any()]
+        result.skipped += len(batch) - len(fillable)
+        if not fillable:
+            continue
+        batch, masks = [s for s, _ in fillable], [m for _, m in fillable]
         if warm:  # the first call traces the model: not part of its runtime
             inpainter.images([batch[0].image], [masks[0]], [batch[0].saturated])
             warm = False
@@ -190,9 +204,10 @@ def evaluate_inpainting(
             background, sigma = clean_noise(sample)
             errors = tile_errors(sample, outputs, sigma)
             usable = usable_pixels(sample, mask)
-            result.families.add(sample.family)
+            group = source_of(sample)
+            result.families.add(group)
             result.add_pixels(ALL, errors, usable)
-            result.add_pixels(sample.family, errors, usable)
+            result.add_pixels(group, errors, usable)
             for name in replace:
                 result.add_pixels(name, errors, usable & sample.truth_of(name))
             for classes, errs in star_errors(sample, mask, outputs, background, sigma, replace):
@@ -214,9 +229,11 @@ def examples(
         present = [c for c in wanted if sample.truth_of(c).any()]
         if not present:
             continue
+        mask = mask_of(sample) if mask_of else replace_mask(sample, replace)
+        if not (np.isfinite(sample.image) & ~mask).any():  # nothing to fill from (see evaluate_inpainting)
+            continue
         name = present[0]
         wanted.remove(name)
-        mask = mask_of(sample) if mask_of else replace_mask(sample, replace)
         outputs = {
             "network": inpainter.image(sample.image, mask, sample.saturated),
             "median": masked_median(sample.image, mask),

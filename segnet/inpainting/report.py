@@ -34,9 +34,12 @@ def _mse_table(rows, first: str, methods) -> list[str]:
 
 def markdown(result: InpaintEvaluation) -> str:
     methods = list(result.methods)
-    lines = ["### MSE on replaced pixels, per class (units: local sky noise sigma squared)", ""]
+    lines = []
+    if result.skipped:
+        lines += [f"{result.skipped} of {result.n_tiles} tiles not scored: their holes covered every finite pixel.", ""]
+    lines += ["### MSE on replaced pixels, per class (units: local sky noise sigma squared)", ""]
     lines += _mse_table(result.class_rows(), "class", methods)
-    lines += ["", "### MSE on replaced pixels, per field family (all classes)", ""]
+    lines += ["", "### MSE on replaced pixels, per field family or real frame (all classes)", ""]
     lines += _mse_table(result.family_rows(), "family", methods)
     lines += [
         "",
@@ -67,6 +70,7 @@ def markdown(result: InpaintEvaluation) -> str:
 def as_dict(result: InpaintEvaluation) -> dict:
     return {
         "n_tiles": result.n_tiles,
+        "skipped_tiles": result.skipped,
         "tile": result.tile,
         "replace": list(result.replace),
         "mse_per_class": dict(result.class_rows()),

@@ -24,7 +24,8 @@ from foundation.atomic import atomic_path
 from foundation.fits_io import InputError, describe_fits_error, open_input, output_stem, release_pages, select_planes
 from foundation.tiling import TileSettings, count_tiles, model_multiple, predict_frame
 from segnet.evaluation.metrics import adjust_priors
-from segnet.inpainting.masks import flagged_mask, grow
+from segnet.inpainting.defaults import DEFAULT_GROW, default_replaced
+from segnet.inpainting.masks import flagged_classes, grow
 from segnet.serving.output import (
     compress_file,
     create_output,
@@ -62,7 +63,7 @@ class PredictOptions:
     compress: bool = False
     saturation: float | None = None  # ADU; default: the header's SATURATE, if any
     bad_pixel_mask: Path | None = None  # FITS, nonzero = bad: left out of background/noise estimates
-    inpaint_grow: int = 0  # px: CLEAN replaces the flagged pixels grown by this much
+    inpaint_grow: int = DEFAULT_GROW  # px: CLEAN replaces the flagged pixels grown by this much (not into OBJ)
     settings: TileSettings = field(default_factory=TileSettings)
 
 
@@ -138,11 +139,11 @@ class FramePredictor:
     def _replaced(self, names) -> tuple[str, ...]:
         """Classes whose flagged pixels CLEAN replaces, in the model's order.
 
-        Default: every contaminant but SAT (a filled-in saturated core would pass for a fainter,
-        unsaturated star in photometry); ``--inpaint-classes`` may name SAT.
+        Default: every contaminant but SAT, FRG and GHO (``defaults.KEPT_BY_DEFAULT`` says why);
+        ``--inpaint-classes`` may name them.
         """
         if names is None:
-            return tuple(c for c in self.classes if c not in ("OBJ", "SAT"))
+            return default_replaced(self.classes)
         unknown = [n for n in names if n not in self.classes]
         if unknown:
             raise ValueError(
@@ -330,10 +331,11 @@ class FramePredictor:
 
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""
-        replace = np.empty(plane.shape, bool)
+        replace, objects = np.empty(plane.shape, bool), np.empty(plane.shape, bool)
         for y in range(0, plane.shape[0], STRIP):  # FLAGS is a memory map: a strip at a time
-            replace[y : y + STRIP] = flagged_mask(flags[y : y + STRIP], self.classes, self.replaced)
-        replace = grow(replace, options.inpaint_grow)  # a hit's unflagged halo goes too
+            replace[y : y + STRIP] = flagged_classes(flags[y : y + STRIP], self.classes, self.replaced)
+            objects[y : y + STRIP] = flagged_classes(flags[y : y + STRIP], self.classes, ("OBJ",))
+        replace = grow(replace, options.inpaint_grow, spare=objects)  # a hit's unflagged halo goes too, its stars stay
         record_replaced(clean_hdu.header, int(replace.sum()))
         clean = clean_hdu.data
 
