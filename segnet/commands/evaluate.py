@@ -104,8 +104,7 @@ def parse_args(argv):
         "--inpaint-grow",
         type=int,
         metavar="PX",
-        help="--masks predicted: grow the flags by PX px, not into OBJ, as predict.py --inpaint-grow "
-        f"(default {DEFAULT_GROW}, as predict.py)",
+        help=f"--masks predicted: grow the flags by PX px but not into OBJ, as predict.py (default {DEFAULT_GROW})",
     )
     parser.add_argument(
         "--heldout",
