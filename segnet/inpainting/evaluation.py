@@ -120,6 +120,12 @@ def source_of(sample: Sample) -> str:
     return f"real: {frame[0]}" if frame else sample.family
 
 
+def anything_to_fill_from(sample: Sample, mask: np.ndarray) -> bool:
+    """False when the holes cover every finite pixel of the tile: no method has anything to fill
+    from, so the tile is not scored."""
+    return bool((np.isfinite(sample.image) & ~mask).any())
+
+
 def tile_errors(sample: Sample, outputs: dict, sigma: np.ndarray) -> dict:
     """Squared errors in units of sigma**2 of each method's output against the clean tile."""
     clean = sample.clean.astype(np.float64)
@@ -183,8 +189,7 @@ def evaluate_inpainting(
     warm = True
     for batch in tile_batches(source, n_tiles, batch_size, progress):
         masks = [mask_of(s) for s in batch]
-        # A tile whose holes cover every finite pixel leaves no method anything to fill from.
-        fillable = [(s, m) for s, m in zip(batch, masks) if (np.isfinite(s.image) & ~m).any()]
+        fillable = [(s, m) for s, m in zip(batch, masks) if anything_to_fill_from(s, m)]
         result.skipped += len(batch) - len(fillable)
         if not fillable:
             continue
@@ -230,7 +235,7 @@ def examples(
         if not present:
             continue
         mask = mask_of(sample) if mask_of else replace_mask(sample, replace)
-        if not (np.isfinite(sample.image) & ~mask).any():  # nothing to fill from (see evaluate_inpainting)
+        if not anything_to_fill_from(sample, mask):
             continue
         name = present[0]
         wanted.remove(name)

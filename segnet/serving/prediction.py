@@ -332,9 +332,10 @@ class FramePredictor:
     def _inpaint(self, plane, flags, clean_hdu, mask, options, progress):
         """CLEAN: the plane with the pixels flagged in ``self.replaced`` predicted by the inpainting network."""
         replace, objects = np.empty(plane.shape, bool), np.empty(plane.shape, bool)
-        for y in range(0, plane.shape[0], STRIP):  # FLAGS is a memory map: a strip at a time
-            replace[y : y + STRIP] = flagged_classes(flags[y : y + STRIP], self.classes, self.replaced)
-            objects[y : y + STRIP] = flagged_classes(flags[y : y + STRIP], self.classes, ("OBJ",))
+        for y in range(0, plane.shape[0], STRIP):  # FLAGS is a memory map: a strip at a time, read once
+            strip = np.asarray(flags[y : y + STRIP])
+            replace[y : y + STRIP] = flagged_classes(strip, self.classes, self.replaced)
+            objects[y : y + STRIP] = flagged_classes(strip, self.classes, ("OBJ",))
         replace = grow(replace, options.inpaint_grow, spare=objects)  # a hit's unflagged halo goes too, its stars stay
         record_replaced(clean_hdu.header, int(replace.sum()))
         clean = clean_hdu.data

@@ -99,9 +99,9 @@ def model_card(run: Path, dest: Path, model, *, hardware: str, notes: str) -> st
     real = data.get("real_frames") or {}
     backgrounds = ""
     if real:
-        source = f"the training frames of `{real['devset']}`"
-        if not real.get("devset"):
-            source = f"the files `{real.get('glob')}`"
+        source = (
+            f"the training frames of `{real['devset']}`" if real.get("devset") else f"the files `{real.get('glob')}`"
+        )
         backgrounds = (
             f" Real backgrounds (weight {real.get('weight', 1.0):g} beside the families'): tiles of {source} "
             "with the contaminants injected into them (`data_sim/real_frames.py`)"
